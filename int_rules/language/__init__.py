@@ -1,0 +1,1 @@
+"""The YAML ruleset language: source loading with positions, schema models, and validation."""
