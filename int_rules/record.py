@@ -168,7 +168,8 @@ class PatientRecord(BaseModel):
         Raises :class:`~int_rules.errors.RecordError` naming the patient and every bad field.
         """
         if not isinstance(data, dict):
-            raise RecordError(None, "(record)", f"expected a JSON object, got {type(data).__name__}")
+            kind = type(data).__name__
+            raise RecordError(None, "(record)", f"expected a JSON object, got {kind}")
         patient_id = data.get("patient_id")
         pid = str(patient_id) if patient_id not in (None, "") else None
         try:
@@ -182,7 +183,8 @@ class PatientRecord(BaseModel):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise RecordError(None, f"(JSON line {exc.lineno} column {exc.colno})", exc.msg) from None
+            where = f"(JSON line {exc.lineno} column {exc.colno})"
+            raise RecordError(None, where, exc.msg) from None
         return cls.from_dict(data)
 
     @classmethod
@@ -223,6 +225,11 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(record)"
 
 
+_DATE_ERRORS = frozenset(
+    {"date_from_datetime_parsing", "date_parsing", "date_from_datetime_inexact", "date_type"}
+)
+
+
 def _record_errors(pid: str | None, exc: ValidationError) -> RecordError:
     problems: list[tuple[str, str]] = []
     for err in exc.errors(include_url=False):
@@ -230,8 +237,7 @@ def _record_errors(pid: str | None, exc: ValidationError) -> RecordError:
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         value = err.get("input")
-        if err["type"] in ("date_from_datetime_parsing", "date_parsing", "date_from_datetime_inexact",
-                           "date_type"):
+        if err["type"] in _DATE_ERRORS:
             message = f"{value!r} is not a valid date (expected YYYY-MM-DD): {message}"
         elif err["type"] == "extra_forbidden":
             message = "unknown field (check the spelling against the record schema)"

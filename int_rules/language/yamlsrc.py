@@ -105,8 +105,8 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LocatedList
     return out
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 _PROBLEM_RE = re.compile(r"\s+")
@@ -176,7 +176,9 @@ def locate(root: Any, path: Sequence[int | str], fallback_file: str = "<unknown>
             best = node.item_positions[part]
             node = node[part]
         else:
-            break
+            # A part that does not name a key or item here (e.g. a union tag pydantic adds to
+            # its error paths, or a missing key): stay at the deepest position found so far.
+            continue
         if isinstance(node, (LocatedDict, LocatedList)):
             file = node.file or file
     return Location(file, best[0], best[1])

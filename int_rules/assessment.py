@@ -1,0 +1,294 @@
+"""The result of assessing one record as of one date, and its explanation.
+
+An :class:`Assessment` holds the fact values with the record items behind them, the rules that
+fired (with the ruleset's hit policy applied), the caseload pathway replay, and where it all came
+from (rulebook id, version, content hash, ruleset versions and statuses). ``to_dict()`` gives
+stable JSON; ``explain()`` gives plain English.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import IntRulesError
+from .facts import EvidenceItem, FactValue
+from .language.plain import describe_condition, format_value
+from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
+
+if TYPE_CHECKING:
+    from .pathway import PathwayResult
+    from .rulebook import CompiledRule, Rulebook
+
+__all__ = ["Assessment", "HitPolicyError", "Outcome"]
+
+
+class HitPolicyError(IntRulesError):
+    """Two rules of a ``unique`` decision fired for one record (the rules overlap)."""
+
+    def __init__(self, patient_id: str, ruleset: str, rule_ids: tuple[str, ...]) -> None:
+        self.patient_id = patient_id
+        self.ruleset = ruleset
+        self.rule_ids = rule_ids
+        super().__init__(
+            f"patient {patient_id!r}: ruleset {ruleset} has hit policy 'unique' but rules "
+            f"{', '.join(rule_ids)} all fired; the rules overlap (run 'int-rules lint')"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One rule that fired: what it sets, and where it comes from."""
+
+    ruleset: str
+    rule_id: str
+    title: str
+    outputs: Mapping[str, Any]
+    provenance: str
+    facts: tuple[str, ...]
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return value
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """Everything int_rules concluded about one record as of one date, and why."""
+
+    book: Rulebook
+    record: PatientRecord
+    as_of: dt.date
+    engine: str
+    values: Mapping[str, Any]
+    evidence: Mapping[str, tuple[EvidenceItem, ...]]
+    fired: tuple[CompiledRule, ...]
+    pathway: PathwayResult
+
+    # -- plain data -----------------------------------------------------------------------
+
+    @property
+    def patient_id(self) -> str:
+        return self.record.patient_id
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        """Ids of the rules that fired, in rulebook order."""
+        return tuple(rule.id for rule in self.fired)
+
+    def fired_rule(self, rule_id: str) -> bool:
+        """Whether the rule with this id fired."""
+        return any(rule.id == rule_id for rule in self.fired)
+
+    @property
+    def facts(self) -> dict[str, FactValue]:
+        """Every fact's value with its evidence, in dependency order."""
+        return {
+            name: FactValue(name, self.values[name], self.evidence.get(name, ()))
+            for name in self.book.fact_order
+        }
+
+    @property
+    def outcomes(self) -> tuple[Outcome, ...]:
+        return tuple(
+            Outcome(
+                ruleset=rule.ruleset,
+                rule_id=rule.id,
+                title=rule.definition.title,
+                outputs=dict(rule.definition.then),
+                provenance=rule.definition.provenance,
+                facts=rule.condition.facts,
+            )
+            for rule in self.fired
+        )
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """Each ruleset's outputs: lists under ``collect``, single values otherwise.
+
+        Every declared output appears (an empty list, or None, when no rule set it), so the
+        shape does not depend on the record.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for rs in self.book.rulesets:
+            collect = rs.definition.hit_policy == "collect"
+            res: dict[str, Any] = {k: ([] if collect else None) for k in rs.definition.outputs}
+            for rule in self.fired:
+                if rule.ruleset != rs.id:
+                    continue
+                for key, value in rule.definition.then.items():
+                    if collect:
+                        if value not in res[key]:
+                            res[key].append(value)
+                    else:
+                        res[key] = value
+            out[rs.id] = res
+        return out
+
+    def provenance(self) -> dict[str, Any]:
+        """Which rulebook produced this: id, version, content hash, rulesets and overrides."""
+        book = self.book
+        return {
+            "rulebook": book.id,
+            "version": book.version,
+            "sha256": book.sha256,
+            "rulesets": [
+                {"id": rs.id, "version": rs.definition.version, "status": rs.definition.status}
+                for rs in book.rulesets
+            ],
+            "pathway": {"id": book.pathway.id, "version": book.pathway.version,
+                        "status": book.pathway.status},
+            "overrides": dict(sorted(book.overrides.items())),
+        }
+
+    def evidence_dict(self, item: EvidenceItem) -> dict[str, Any]:
+        """One record item behind a fact, as JSON-ready data (coded events with their term)."""
+        if isinstance(item, CodedEvent):
+            d: dict[str, Any] = {"type": "event", "date": item.date.isoformat(),
+                                 "code": item.code, "term": self.book.codelists.term(item.code)}
+            if item.value is not None:
+                d["value"] = item.value
+                if item.unit:
+                    d["unit"] = item.unit
+            if item.is_problem:
+                d["is_problem"] = True
+            return d
+        if isinstance(item, Admission):
+            return {"type": "admission", "date": item.admitted.isoformat(),
+                    "discharged": _iso(item.discharged), "emergency": item.emergency}
+        if isinstance(item, RiskScore):
+            return {"type": "risk_score", "date": item.date.isoformat(), "value": item.value,
+                    "source": item.source}
+        assert isinstance(item, MonitoringEvent)
+        return {"type": "monitoring", "date": item.date.isoformat(), "kind": item.kind,
+                "measure": item.measure, "value": item.value}
+
+    def pathway_dict(self) -> dict[str, Any]:
+        p = self.pathway
+        return {
+            "state": p.state,
+            "entered": _iso(p.entered),
+            "history": [
+                {"date": t.date.isoformat(), "code": t.code, "step": t.step,
+                 "from": t.from_state, "to": t.to_state}
+                for t in p.history
+            ],
+            "findings": [
+                {"id": f.id, "severity": f.severity, "date": f.date.isoformat(), "code": f.code,
+                 "state_before": f.state_before, "message": f.message}
+                for f in p.findings
+            ],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Stable JSON-ready data: same inputs, same output, key for key."""
+        facts = {}
+        for name in self.book.fact_order:
+            entry: dict[str, Any] = {"value": _iso(self.values[name])}
+            items = self.evidence.get(name)
+            if items:
+                entry["evidence"] = [self.evidence_dict(i) for i in items]
+            facts[name] = entry
+        outcomes = []
+        for rule in self.fired:
+            d = rule.definition
+            outcomes.append({
+                "ruleset": rule.ruleset,
+                "rule": d.id,
+                "title": d.title,
+                "outputs": dict(d.then),
+                "provenance": d.provenance,
+                "cite": d.cite.model_dump(),
+                "hazards": list(d.hazards),
+                "facts": {f: _iso(self.values[f]) for f in rule.condition.facts},
+            })
+        return {
+            "patient_id": self.patient_id,
+            "as_of": self.as_of.isoformat(),
+            "engine": self.engine,
+            "provenance": self.provenance(),
+            "results": self.results(),
+            "pathway": self.pathway_dict(),
+            "outcomes": outcomes,
+            "facts": facts,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False, ensure_ascii=False)
+
+    def comparable(self) -> dict[str, Any]:
+        """``to_dict()`` without the engine name: equal across engines for the same inputs."""
+        d = self.to_dict()
+        del d["engine"]
+        return d
+
+    # -- explanation ----------------------------------------------------------------------
+
+    def _evidence_text(self, name: str) -> str:
+        items = self.evidence.get(name, ())
+        if not items:
+            return ""
+        parts = []
+        for item in items[-3:]:
+            e = self.evidence_dict(item)
+            if e["type"] == "event":
+                term = e["term"] or "(term unknown)"
+                parts.append(f"{term} [{e['code']}] on {e['date']}")
+            elif e["type"] == "admission":
+                kind = "emergency admission" if e["emergency"] else "admission"
+                parts.append(f"{kind} on {e['date']}")
+            elif e["type"] == "risk_score":
+                parts.append(f"{e['source']} score {format_value(e['value'])} on {e['date']}")
+            else:
+                parts.append(f"monitoring {e['kind']} on {e['date']}")
+        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+        return f" ({'; '.join(parts)}{more})"
+
+    def explain(self) -> str:
+        """Why each outcome holds, in plain English, with the guidance it comes from."""
+        book = self.book
+        lines = [
+            f"Patient {self.patient_id}, as of {self.as_of.isoformat()} "
+            f"(rulebook {book.id} {book.version}, sha256 {book.sha256[:12]}, "
+            f"engine {self.engine})",
+            "",
+        ]
+        p = self.pathway
+        since = f" since {p.entered.isoformat()}" if p.entered else ""
+        lines.append(f"Caseload pathway: {p.state}{since}")
+        for t in p.history:
+            term = book.codelists.term(t.code) or t.step
+            lines.append(f"  {t.date.isoformat()} {term} [{t.code}]: {t.from_state} -> "
+                         f"{t.to_state}")
+        for f in p.findings:
+            lines.append(f"  ! {f.id} ({f.severity}) {f.date.isoformat()}: {f.message}")
+        results = self.results()
+        for rs in book.rulesets:
+            d = rs.definition
+            lines.append("")
+            lines.append(f"{d.title} [{rs.id} {d.version}, {d.status}, "
+                         f"hit policy {d.hit_policy}]")
+            fired = [r for r in self.fired if r.ruleset == rs.id]
+            if not fired:
+                lines.append("  No rule applies.")
+                continue
+            summary = ", ".join(f"{k} = {format_value(v)}" for k, v in results[rs.id].items()
+                                if v not in (None, []))
+            lines.append(f"  Result: {summary}")
+            for rule in fired:
+                rd = rule.definition
+                outs = ", ".join(f"{k} = {format_value(v)}" for k, v in rd.then.items())
+                lines.append(f"  {rd.id} {rd.title} -> {outs}")
+                lines.append(f"    when {describe_condition(rd.when, rs.params)}")
+                for fact in rule.condition.facts:
+                    value = format_value(_iso(self.values[fact]))
+                    lines.append(f"      {fact} = {value}{self._evidence_text(fact)}")
+                c = rd.cite
+                lines.append(f"    {rd.provenance}; {c.source}, \"{c.section}\": \"{c.quote}\"")
+        return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Evaluation engines compiled from the same rulebook: reference (Python), durable, duckdb."""

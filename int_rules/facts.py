@@ -1,0 +1,291 @@
+"""Facts: named per-patient values derived from a record as of a date, with their evidence.
+
+A fact definition (:class:`~int_rules.language.schema.FactDef`) is compiled once, at load, into
+a :class:`CompiledFact`: its value type, the facts it depends on, and a closure that computes
+``(value, evidence)`` from an :class:`EvalContext`. The context holds the record's events indexed
+by *match group* (the set of codelists a fact reads), built once per assessment, so each fact
+looks only at its own few events.
+
+No clinical knowledge lives here: which codes, windows and categories a fact uses all come from
+the YAML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
+
+if TYPE_CHECKING:
+    from .pathway import PathwayResult
+
+__all__ = [
+    "CompiledFact",
+    "EvalContext",
+    "EvidenceItem",
+    "FactType",
+    "FactValue",
+    "MatchGroups",
+]
+
+ValueKind = Literal["bool", "int", "number", "date", "category", "text"]
+EvidenceItem = CodedEvent | Admission | RiskScore | MonitoringEvent
+FactResult = tuple[Any, tuple[EvidenceItem, ...]]
+_ONE_DAY = dt.timedelta(days=1)
+_NO_EVIDENCE: tuple[EvidenceItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FactType:
+    """The type of a fact's value: what operators may test it and what values it can take."""
+
+    kind: ValueKind
+    values: tuple[str, ...] | None = None  # for categories: every value it can take
+    scale: tuple[str, ...] | None = None  # for ordered categories: low to high
+
+    def describe(self) -> str:
+        if self.kind == "category" and self.values:
+            return f"category ({', '.join(self.values)})"
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class FactValue:
+    """A fact's value for one record as of one date, with the record items behind it."""
+
+    name: str
+    value: Any
+    evidence: tuple[EvidenceItem, ...] = ()
+
+
+class MatchGroups:
+    """Assigns each distinct set of codelists that some fact reads a small integer id.
+
+    ``code_groups[code]`` lists the groups a code belongs to, so indexing a record is one dict
+    lookup per event.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[frozenset[str], int] = {}
+        self.code_groups: dict[str, tuple[int, ...]] = {}
+
+    def group_for(self, codelist_ids: frozenset[str], codes: frozenset[str]) -> int:
+        gid = self._ids.get(codelist_ids)
+        if gid is None:
+            gid = len(self._ids)
+            self._ids[codelist_ids] = gid
+            for code in codes:
+                self.code_groups[code] = (*self.code_groups.get(code, ()), gid)
+        return gid
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+@dataclass(slots=True)
+class EvalContext:
+    """Everything a fact closure may read for one record as of one date."""
+
+    record: PatientRecord
+    as_of: dt.date
+    groups: list[list[CodedEvent]]  # events of each match group, ascending by date (all dates)
+    events: list[CodedEvent]  # every event, ascending by date (all dates)
+    values: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, tuple[EvidenceItem, ...]] = field(default_factory=dict)
+    pathway: PathwayResult | None = None
+    next_codes: frozenset[str] | None = None
+    _sorted: dict[str, Sequence[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, record: PatientRecord, as_of: dt.date, match: MatchGroups) -> EvalContext:
+        groups: list[list[CodedEvent]] = [[] for _ in range(len(match))]
+        code_groups = match.code_groups
+        events = sorted(record.events, key=_event_date)
+        for ev in events:
+            gids = code_groups.get(ev.code)
+            if gids:
+                for gid in gids:
+                    groups[gid].append(ev)
+        return cls(record=record, as_of=as_of, groups=groups, events=events)
+
+    def items(self, source: str) -> Sequence[Any]:
+        """Admissions, risk scores or monitoring items, ascending by date (sorted once)."""
+        found = self._sorted.get(source)
+        if found is None:
+            raw: Sequence[Any] = getattr(self.record, source)
+            found = sorted(raw, key=_DATE_OF[source])
+            self._sorted[source] = found
+        return found
+
+
+def _event_date(ev: CodedEvent) -> dt.date:
+    return ev.date
+
+
+def _admission_date(a: Admission) -> dt.date:
+    return a.admitted
+
+
+def _plain_date(x: RiskScore | MonitoringEvent) -> dt.date:
+    return x.date
+
+
+_DATE_OF: dict[str, Callable[[Any], dt.date]] = {
+    "events": _event_date,
+    "admissions": _admission_date,
+    "risk_scores": _plain_date,
+    "monitoring": _plain_date,
+}
+
+#: Fields each source may be filtered on with ``where``, and their Python types.
+WHERE_FIELDS: Mapping[str, Mapping[str, type]] = {
+    "events": {"is_problem": bool},
+    "admissions": {"emergency": bool},
+    "risk_scores": {"source": str},
+    "monitoring": {"kind": str, "measure": str},
+}
+
+#: Numeric fields ``latest_value`` may read, per source (the first is the default).
+VALUE_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "events": ("value",),
+    "admissions": ("length_of_stay",),
+    "risk_scores": ("value",),
+    "monitoring": ("value",),
+}
+
+#: Record attributes an ``attribute`` fact may read, with their type.
+ATTRIBUTE_TYPES: Mapping[str, FactType] = {
+    "sex": FactType("category", ("female", "male", "other", "unknown")),
+    "gp_system": FactType("category", ("EMIS", "SystmOne", "other")),
+    "neighbourhood": FactType("text"),
+    "practice": FactType("text"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFact:
+    """A fact ready to evaluate: its type, dependencies and closure."""
+
+    name: str
+    type: FactType
+    deps: tuple[str, ...]
+    codelists: tuple[str, ...]
+    reads_after_as_of: bool
+    evaluate: Callable[[EvalContext], FactResult]
+
+
+# -- window and selection ---------------------------------------------------------------------
+
+WindowFn = Callable[[EvalContext], "tuple[dt.date | None, dt.date | None] | None"]
+
+
+def make_window(
+    within_days: int | None,
+    since: str | None,
+    until: str | None,
+    special: str | None,
+    from_: str | None = None,
+) -> WindowFn:
+    """A function giving the inclusive (start, end) dates a fact looks at, or None for nothing."""
+    if special == "before_birth":
+        def before_birth(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
+            return None, ctx.record.date_of_birth - _ONE_DAY
+        return before_birth
+    if special == "after_death":
+        def after_death(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
+            dod = ctx.record.date_of_death
+            if dod is None or dod >= ctx.as_of:
+                return None
+            return dod + _ONE_DAY, ctx.as_of
+        return after_death
+    if special == "after_as_of":
+        def after_as_of(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
+            return ctx.as_of + _ONE_DAY, None
+        return after_as_of
+
+    span = dt.timedelta(days=within_days) if within_days is not None else None
+
+    def window(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
+        end: dt.date | None = ctx.as_of
+        start: dt.date | None = ctx.as_of - span if span is not None else None
+        if since is not None:
+            anchor = ctx.values[since]
+            if anchor is not None:
+                after = anchor + _ONE_DAY
+                start = after if start is None or after > start else start
+        if from_ is not None:
+            anchor = ctx.values[from_]
+            if anchor is not None:
+                start = anchor if start is None or anchor > start else start
+        if until is not None:
+            anchor = ctx.values[until]
+            if anchor is None:
+                return None
+            end = anchor if anchor < ctx.as_of else ctx.as_of
+        return start, end
+
+    return window
+
+
+def select(
+    items: Sequence[Any],
+    bounds: tuple[dt.date | None, dt.date | None],
+    date_of: Callable[[Any], dt.date],
+    keep: Callable[[Any], bool] | None,
+) -> list[Any]:
+    """Items (ascending by date) whose date is within inclusive bounds and that ``keep``."""
+    start, end = bounds
+    out = []
+    for item in items:
+        d = date_of(item)
+        if end is not None and d > end:
+            break
+        if start is not None and d < start:
+            continue
+        if keep is None or keep(item):
+            out.append(item)
+    return out
+
+
+def make_where(where: Mapping[str, Any] | None) -> Callable[[Any], bool] | None:
+    """A predicate testing an item's fields for equality, or None when there is no filter."""
+    if not where:
+        return None
+    pairs = tuple(where.items())
+
+    def keep(item: Any) -> bool:
+        return all(getattr(item, name) == wanted for name, wanted in pairs)
+
+    return keep
+
+
+EVIDENCE_CAP = 20
+"""At most this many items are kept as evidence of a count (the latest ones)."""
+
+
+def reduce_items(kind: str, matched: list[Any], date_of: Callable[[Any], dt.date],
+                 value_field: str) -> FactResult:
+    """Turn the matched items (ascending by date) into the fact's value and evidence."""
+    if kind == "exists":
+        return (True, (matched[-1],)) if matched else (False, _NO_EVIDENCE)
+    if kind == "count":
+        return len(matched), tuple(matched[-EVIDENCE_CAP:])
+    if kind == "latest_date":
+        return (date_of(matched[-1]), (matched[-1],)) if matched else (None, _NO_EVIDENCE)
+    if kind == "first_date":
+        return (date_of(matched[0]), (matched[0],)) if matched else (None, _NO_EVIDENCE)
+    if kind == "latest_value":
+        for item in reversed(matched):
+            value = getattr(item, value_field)
+            if value is not None:
+                return float(value), (item,)
+        return None, _NO_EVIDENCE
+    raise AssertionError(f"not an item kind: {kind}")
+
+
+def age_in_years(born: dt.date, on: dt.date) -> int:
+    """Whole years from ``born`` to ``on``."""
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
