@@ -766,9 +766,9 @@ def _compile_ruleset(
         label = f"rule {rule.id}"
         if rule.id in seen_rules:
             problems.add(locate(raw, (*where, "id"), file),
-                         f"duplicate rule id (also in {seen_rules[rule.id]})", label)
+                         f"duplicate rule id (first defined at {seen_rules[rule.id]})", label)
             continue
-        seen_rules[rule.id] = file
+        seen_rules[rule.id] = str(locate(raw, (*where, "id"), file))
         if model.hit_policy == "priority" and rule.priority is None:
             problems.add(loc, "rules under the priority hit policy need a priority", label)
         for key, value in rule.then.items():

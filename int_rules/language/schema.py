@@ -16,7 +16,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    model_validator,
+)
 
 __all__ = [
     "AllOf",
@@ -42,7 +53,8 @@ _STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 Provenance = Literal["guidance", "local-policy", "assumption"]
 Status = Literal["draft", "approved", "retired"]
 HitPolicy = Literal["collect", "unique", "first", "priority"]
-Scalar = str | int | float | bool
+# Strict, bool first: YAML's true stays a bool and 1 stays an int (no lax coercion between them).
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 RuleId = Annotated[str, Field(pattern=r"^[A-Z]{2,5}-[0-9]{3}[a-z]?$")]
 HazardId = Annotated[str, Field(pattern=r"^HAZ-[0-9]{3}$")]
@@ -309,6 +321,11 @@ class RulesetFile(BaseModel):
     status: Status
     guidance: list[str] = Field(min_length=1)
     hit_policy: HitPolicy
+    complete: bool = Field(
+        default=False,
+        description="The rules cover every input: `int-rules lint` reports any input (an example) "
+        "for which no rule fires",
+    )
     description: str = Field(min_length=1)
     parameters: dict[Identifier, Parameter] = Field(default_factory=dict)
     outputs: dict[Identifier, OutputDef] = Field(min_length=1)
