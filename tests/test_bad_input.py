@@ -106,7 +106,7 @@ def test_guidance_parameter_cannot_be_overridden(tmp_path: Path) -> None:
     body = ruleset("t", one_rule("{fact: age, at_least: {param: n}}"), OUT, parameters=params)
     with pytest.raises(RulesetError, match="comes from the guidance and cannot be overridden"):
         make_book(tmp_path, FACTS, {"t": body}, overrides={"t.n": 70})
-    with pytest.raises(RulesetError, match="no parameter 't.m' to override"):
+    with pytest.raises(RulesetError, match=r"no parameter 't\.m' to override"):
         make_book(tmp_path, FACTS, {"t": body}, overrides={"t.m": 70})
 
 
