@@ -13,6 +13,7 @@ the YAML.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -103,7 +104,7 @@ class EvalContext:
     def build(cls, record: PatientRecord, as_of: dt.date, match: MatchGroups) -> EvalContext:
         groups: list[list[CodedEvent]] = [[] for _ in range(len(match))]
         code_groups = match.code_groups
-        events = sorted(record.events, key=_event_date)
+        events = sorted(record.events, key=_BY_DATE)
         for ev in events:
             gids = code_groups.get(ev.code)
             if gids:
@@ -119,6 +120,9 @@ class EvalContext:
             found = sorted(raw, key=_DATE_OF[source])
             self._sorted[source] = found
         return found
+
+
+_BY_DATE = operator.attrgetter("date")
 
 
 def _event_date(ev: CodedEvent) -> dt.date:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .errors import RecordError, RecordErrors
 from .snomed import SnomedConceptId
@@ -39,15 +40,18 @@ GpSystem = Literal["EMIS", "SystmOne", "other"]
 _FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
-class CodedEvent(BaseModel):
+@pydantic_dataclass(frozen=True, slots=True,
+                    config=ConfigDict(extra="forbid", str_strip_whitespace=True))
+class CodedEvent:
     """One coded entry in the record: a SNOMED CT concept on a date.
 
     ``value``/``unit`` carry a numeric result (e.g. a Clinical Frailty Scale score of 6).
     ``is_problem`` says whether the entry was recorded (or upgraded) as a problem, which
     matters in EMIS, where only problems reach the Shared Care Record.
-    """
 
-    model_config = _FROZEN
+    A slotted pydantic dataclass rather than a model: records carry many events, and this
+    shape validates about 40% faster (see benchmarks/bench_assess.py).
+    """
 
     code: SnomedConceptId
     date: dt.date

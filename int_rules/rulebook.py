@@ -674,13 +674,19 @@ def _compile_fact(
         cat_groups = tuple(cats)
 
         def latest_of(ctx: EvalContext) -> FactResult:
+            groups = ctx.groups
+            if not any(groups[gid] for _, gid in cat_groups):
+                return None, ()
             bounds = window_fn(ctx)
             if bounds is None:
                 return None, ()
             best: Any = None
             best_cat: str | None = None
             for cat, gid in cat_groups:
-                found = select(ctx.groups[gid], bounds, _DATE_OF["events"], None)
+                items = groups[gid]
+                if not items:
+                    continue
+                found = select(items, bounds, _DATE_OF["events"], None)
                 if found and (best is None or found[-1].date > best.date):
                     best, best_cat = found[-1], cat
             return (best_cat, (best,)) if best is not None else (None, ())
@@ -724,22 +730,30 @@ def _compile_fact(
         codes = frozenset(c for cid in ids for c in codelists[cid].codes)
         gid = match.group_for(frozenset(ids), codes)
 
+        nothing = reduce_items(kind, [], date_of, value_field)
+
         def over_events(ctx: EvalContext) -> FactResult:
+            items = ctx.groups[gid]
+            if not items:  # the common case: the record has no event of these codelists
+                return nothing
             bounds = window_fn(ctx)
             if bounds is None:
-                return reduce_items(kind, [], date_of, value_field)
-            matched = select(ctx.groups[gid], bounds, date_of, keep)
-            return reduce_items(kind, matched, date_of, value_field)
+                return nothing
+            return reduce_items(kind, select(items, bounds, date_of, keep), date_of, value_field)
 
         return CompiledFact(name, ftype, deps, tuple(ids), reads_ahead, over_events)
 
     if fdef.codelist is not None:
         raise _FactProblem(("codelist",), f"{source} are not coded; codelist does not apply")
 
+    no_items = reduce_items(kind, [], date_of, value_field)
+
     def over_items(ctx: EvalContext) -> FactResult:
+        if not getattr(ctx.record, source):
+            return no_items
         bounds = window_fn(ctx)
         if bounds is None:
-            return reduce_items(kind, [], date_of, value_field)
+            return no_items
         matched = select(ctx.items(source), bounds, date_of, keep)
         return reduce_items(kind, matched, date_of, value_field)
 

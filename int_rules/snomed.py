@@ -16,6 +16,7 @@ int_rules.errors.SnomedCodeError: '925791000000101' is not a valid SNOMED CT con
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -80,6 +81,14 @@ def concept_id_problem(value: object) -> str | None:
     """Why ``value`` is not a SNOMED CT concept id, or ``None`` if it is one."""
     if not isinstance(value, str):
         return f"expected a string of digits, got {type(value).__name__}"
+    return _string_problem(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _string_problem(value: str) -> str | None:
+    # Memoised: a population reuses a few thousand distinct codes millions of times, and the
+    # check digit dominated the cost of building a record. The cache is bounded, thread-safe
+    # and invisible to callers (the function is pure).
     if not value:
         return "it is empty"
     if not set(value) <= _DIGITS:
@@ -119,7 +128,10 @@ def parse_concept_id(value: object) -> str:
 
 
 def _validate(value: str) -> str:
-    return parse_concept_id(value)
+    problem = _string_problem(value)
+    if problem is not None:
+        raise SnomedCodeError(f"{value!r} is not a valid SNOMED CT concept id: {problem}")
+    return value
 
 
 #: A pydantic field type for a SNOMED CT concept id (stored as its decimal string).
