@@ -53,11 +53,15 @@ def generate(n: int, events: int, seed: int, book: int_rules.Rulebook) -> list[d
             evs.append(ev)
         out.append({
             "patient_id": f"B{i:06d}",
-            "date_of_birth": (AS_OF - dt.timedelta(days=rng.randint(60 * 365, 100 * 365))).isoformat(),
+            "date_of_birth": (AS_OF - dt.timedelta(days=rng.randint(60 * 365, 100 * 365)))
+            .isoformat(),
             "gp_system": rng.choice(["EMIS", "SystmOne"]),
             "events": evs,
-            "admissions": [{"admitted": (AS_OF - dt.timedelta(days=rng.randint(0, 900))).isoformat(),
-                            "emergency": rng.random() < 0.7} for _ in range(rng.randint(0, 3))],
+            "admissions": [
+                {"admitted": (AS_OF - dt.timedelta(days=rng.randint(0, 900))).isoformat(),
+                 "emergency": rng.random() < 0.7}
+                for _ in range(rng.randint(0, 3))
+            ],
             "risk_scores": [{"date": (AS_OF - dt.timedelta(days=rng.randint(0, 120))).isoformat(),
                              "value": round(rng.random(), 3), "source": "DELPPHI"}],
         })
@@ -112,11 +116,14 @@ def main() -> None:
     rules = sum(len(rs.rules) for rs in book.rulesets)
     print(f"rulebook {book.id} {book.version}: {len(book.facts)} facts, {rules} rules, "
           f"{len(book.match_groups)} match groups; {len(records)} records x {args.events} events")
-    print(f"assess, indexed (library) : {indexed:10,.0f} records/s  ({1e6 / indexed:6.1f} us/record)")
-    print(f"assess, naive baseline    : {naive:10,.0f} records/s  ({1e6 / naive:6.1f} us/record)")
+    def line(label: str, per_second: float) -> None:
+        print(f"{label:26s}: {per_second:10,.0f} records/s  ({1e6 / per_second:6.1f} us/record)")
+
+    line("assess, indexed (library)", indexed)
+    line("assess, naive baseline", naive)
     print(f"ratio indexed / naive     : {indexed / naive:10.2f}x")
-    print(f"build record from dict    : {from_dict:10,.0f} records/s  ({1e6 / from_dict:6.1f} us/record)")
-    print(f"build record from JSON    : {from_json:10,.0f} records/s  ({1e6 / from_json:6.1f} us/record)")
+    line("build record from dict", from_dict)
+    line("build record from JSON", from_json)
     print(f"assess / build-from-dict  : {indexed / from_dict:10.2f}x (above 1: building dominates)")
 
 

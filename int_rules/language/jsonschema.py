@@ -1,7 +1,8 @@
 """Export the JSON Schema of every file kind into ``docs/schema/``.
 
 YAML editors (e.g. VS Code's YAML extension) validate rulesets as they are typed when pointed at
-these schemas, e.g. with a first line ``# yaml-language-server: $schema=../docs/schema/ruleset.schema.json``.
+these schemas, e.g. with a first line
+``# yaml-language-server: $schema=../docs/schema/ruleset.schema.json``.
 
 Run ``python -m int_rules.language.jsonschema`` to write them, ``--check`` to verify they are
 current (a test does this, so a schema change without regenerated files fails CI).
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from ..record import PatientRecord
 from .schema import FactsFile, OverridesFile, RulebookManifest, RulesetFile
 
-__all__ = ["SCHEMAS", "render_schemas", "main"]
+__all__ = ["SCHEMAS", "main", "render_schemas"]
 
 #: File name -> model, for every kind of file int_rules reads.
 SCHEMAS: dict[str, type[BaseModel]] = {
