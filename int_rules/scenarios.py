@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import Location, RecordError, RulesetError, RulesetErrors
+from .errors import IntRulesError, Location, RecordError, RulesetError, RulesetErrors
 from .language.yamlsrc import load_yaml, locate
 from .record import PatientRecord
 
@@ -536,7 +536,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--check", action="store_true",
                    help="with --examples: fail if the pages in DIR are out of date")
     args = p.parse_args(argv)
-    book = load(args.rules)
+    try:
+        return _main(args, load(args.rules))
+    except IntRulesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace, book: Rulebook) -> int:
     if args.examples is not None:
         stale = write_examples(book, args.examples, check=args.check)
         verb = "out of date" if args.check else "written"
