@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import IntRulesError, Location, RulesetError, RulesetErrors
+from .language.schema import Citation, HazardId, Identifier, Provenance, RuleId, Status
 from .language.yamlsrc import LocatedDict, load_yaml, locate
 from .snomed import concept_id_problem
 
@@ -49,8 +50,6 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warning"]
-Provenance = Literal["guidance", "local-policy", "assumption"]
-Status = Literal["draft", "approved", "retired"]
 
 #: The only non-code step source: the record's date of death.
 DEATH_SOURCE = "date_of_death"
@@ -125,20 +124,10 @@ class PathwayCodeError(IntRulesError, ValueError):
 
 # -- the file's schema ------------------------------------------------------------------------
 
+# The ruleset language's own vocabulary (citations, provenance, ids), shared with the rulesets.
 _STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-ItemId = Annotated[str, Field(pattern=r"^[A-Z]{2,5}-[0-9]{3}[a-z]?$")]
-HazardId = Annotated[str, Field(pattern=r"^HAZ-[0-9]{3}$")]
+ItemId = RuleId  # transition, same-day and finding ids: PWY-010, PWF-020
 Text = Annotated[str, Field(min_length=1)]
-
-
-class Citation(BaseModel):
-    """Where in the guidance something comes from: file, heading, short verbatim quote."""
-
-    model_config = _STRICT
-    source: Text
-    section: Text
-    quote: Text
 
 
 class StateDef(BaseModel):
@@ -261,8 +250,7 @@ class _Cell:
 
     next_state: int
     finding: FindingDef | None
-    transition: str  # the declared transition's id
-    reason: str
+    reason: str  # names the declared transition
 
 
 class Pathway:
@@ -277,11 +265,8 @@ class Pathway:
         "_codelists",
         "_conflicts",
         "_death",
-        "_finding_defs",
         "_frozen",
         "_initial",
-        "_state_index",
-        "_step_index",
         "_step_names",
         "codes",
         "definition",
@@ -317,11 +302,11 @@ class Pathway:
         self.states = tuple(s.id for s in d.states)
         self.initial = d.initial
         self.terminal = frozenset(s.id for s in d.states if s.terminal)
-        self._state_index = {s: i for i, s in enumerate(self.states)}
-        self._initial = self._state_index[d.initial]
-        self._step_index = {s.id: i for i, s in enumerate(d.steps)}
+        state_index = {s: i for i, s in enumerate(self.states)}
+        step_index = {s.id: i for i, s in enumerate(d.steps)}
+        finding_defs = {f.id: f for f in d.findings}
+        self._initial = state_index[d.initial]
         self._step_names = tuple(s.id for s in d.steps)
-        self._finding_defs = {f.id: f for f in d.findings}
 
         self._codelists = {cid: frozenset(codelists[cid]) for st in d.steps
                            for cid in st.codelists or ()}
@@ -345,12 +330,12 @@ class Pathway:
         titles = {s.id: s.title for s in d.states}
         cells: list[list[_Cell | None]] = [[None] * len(d.steps) for _ in self.states]
         for t in d.transitions:
-            fdef = self._finding_defs[t.finding_id] if t.finding_id else None
-            step_i = self._step_index[t.step]
+            fdef = finding_defs[t.finding_id] if t.finding_id else None
+            step_i = step_index[t.step]
             for f in t.from_:
-                fi = self._state_index[f]
+                fi = state_index[f]
                 if t.to is not None:
-                    nxt = self._state_index[t.to]
+                    nxt = state_index[t.to]
                     reason = f"{t.id}: moves from {titles[f]!r} to {titles[t.to]!r}"
                     if fdef is not None:
                         reason += f", with {fdef.severity} {fdef.id}: {fdef.message}"
@@ -360,7 +345,7 @@ class Pathway:
                 else:
                     nxt = fi
                     reason = f"{t.id}: accepted, stays {titles[f]!r}"
-                cells[fi][step_i] = _Cell(nxt, fdef, t.id, reason)
+                cells[fi][step_i] = _Cell(nxt, fdef, reason)
         full: list[tuple[_Cell, ...]] = []
         for row in cells:
             assert all(c is not None for c in row)
@@ -370,8 +355,8 @@ class Pathway:
         # Same-day conflicts: for each step, the (earlier-seen step, finding) pairs.
         conflicts: list[list[tuple[int, FindingDef]]] = [[] for _ in d.steps]
         for sd in d.same_day:
-            a, b = (self._step_index[s] for s in sd.steps)
-            fdef = self._finding_defs[sd.finding]
+            a, b = (step_index[s] for s in sd.steps)
+            fdef = finding_defs[sd.finding]
             conflicts[a].append((b, fdef))
             conflicts[b].append((a, fdef))
         self._conflicts = tuple(tuple(c) for c in conflicts)
@@ -409,7 +394,7 @@ class Pathway:
     def step_of(self, code: str) -> str | None:
         """The step a code records, or ``None`` if the pathway does not react to it."""
         info = self._by_code.get(code)
-        return self.definition.steps[info[1]].id if info is not None else None
+        return self._step_names[info[1]] if info is not None else None
 
     def replay(self, events: Iterable[tuple[dt.date, str]], as_of: dt.date,
                date_of_death: dt.date | None = None) -> PathwayResult:
