@@ -75,6 +75,7 @@ __all__ = [
     "run_scenario",
     "run_scenarios",
     "scenario_files",
+    "waits_for_codes",
     "write_examples",
 ]
 
@@ -173,15 +174,25 @@ class ScenarioResult:
 
 @dataclass(frozen=True)
 class RuleCoverage:
-    """Which scenarios fire a rule and which evaluate it without firing it."""
+    """Which scenarios fire a rule and which evaluate it without firing it.
+
+    ``waits_for_codes`` names the empty codelists that keep a rule from firing with this
+    rulebook: the rule requires (at the top level of its ``all``) a ``codelist_available`` fact
+    to be true, and that fact's codelists are all empty. Such a rule (e.g. "loneliness
+    assessment not recorded") starts to work when an INT supplies a local code; until then it
+    counts as covered if a scenario evaluates it without firing.
+    """
 
     rule_id: str
     ruleset: str
     fired_in: tuple[str, ...]
     not_fired_in: tuple[str, ...]
+    waits_for_codes: tuple[str, ...] = ()
 
     @property
     def covered(self) -> bool:
+        if self.waits_for_codes and not self.fired_in:
+            return bool(self.not_fired_in)
         return bool(self.fired_in) and bool(self.not_fired_in)
 
 
@@ -427,16 +438,41 @@ def rule_coverage(book: Rulebook, results: Sequence[ScenarioResult]) -> list[Rul
         for rule in rs.rules:
             fired_in = tuple(r.scenario.id for r in ran if rule.id in r.fired)
             not_in = tuple(r.scenario.id for r in ran if rule.id not in r.fired)
-            out.append(RuleCoverage(rule.id, rs.id, fired_in, not_in))
+            out.append(RuleCoverage(rule.id, rs.id, fired_in, not_in,
+                                    waits_for_codes(book, rule.id)))
     return out
+
+
+def waits_for_codes(book: Rulebook, rule_id: str) -> tuple[str, ...]:
+    """The empty codelists that keep a rule from ever firing with this rulebook (see
+    :class:`RuleCoverage`); empty when nothing does."""
+    from .language.schema import AllOf, Leaf
+
+    when = book.rule(rule_id).definition.when
+    parts = when.all if isinstance(when, AllOf) else [when]
+    empty: list[str] = []
+    for part in parts:
+        if not (isinstance(part, Leaf) and part.op == "equals" and part.operand is True):
+            continue
+        fdef = book.facts_file.facts.get(part.fact)
+        if fdef is None or fdef.kind != "codelist_available":
+            continue
+        ids = [fdef.codelist] if isinstance(fdef.codelist, str) else list(fdef.codelist or [])
+        if ids and not any(book.codelists[cid].codes for cid in ids):
+            empty += [cid for cid in ids if cid not in empty]
+    return tuple(empty)
 
 
 def coverage_table(coverage: Sequence[RuleCoverage]) -> str:
     """A plain-text table: rule, ruleset, how many scenarios fire it / do not, and status."""
     rows = [("rule", "ruleset", "fires", "does not", "status")]
     for c in coverage:
-        status = "ok" if c.covered else (
-            "NO FIRING SCENARIO" if not c.fired_in else "NO NON-FIRING SCENARIO")
+        if not c.covered:
+            status = "NO FIRING SCENARIO" if not c.fired_in else "NO NON-FIRING SCENARIO"
+        elif c.waits_for_codes and not c.fired_in:
+            status = f"ok: cannot fire until a code is supplied ({', '.join(c.waits_for_codes)})"
+        else:
+            status = "ok"
         rows.append((c.rule_id, c.ruleset, str(len(c.fired_in)), str(len(c.not_fired_in)),
                      status))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
