@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from .review.cli import register as review_register
+
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-COMMANDS: list[Register] = []
+COMMANDS: list[Register] = [
+    review_register,  # docs, lint, diff, safety-case (int_rules/review)
+]
