@@ -1,17 +1,1031 @@
-"""The durable_rules engine (being written under issue 5; not available yet)."""
+"""The durable_rules engine: the same rulebook compiled to durable_rules (Rete) rulesets.
+
+:func:`assess` gives an :class:`~int_rules.assessment.Assessment` equal to the reference
+engine's (``Assessment.comparable()``), with ``engine == "durable"``. It exists for users who
+want durable_rules' Rete model and as a second, independent implementation the reference is
+checked against (``tests/test_durable*.py``). How it works, for one record as of one date:
+
+1. **Pathway.** The caseload pathway (``rulesets/pathway.yaml``) is compiled once to a
+   durable_rules *statechart*: one chart state per pathway state, one trigger per (state,
+   step) whose action records the transition it took (and any finding). The record's pathway
+   codes are posted to it as *events*, one at a time in replay order (date, then the declared
+   same-day precedence, then code; death at its date), so the engine matches every state
+   transition. Same-day conflicts (``same_day`` in the pathway) are a separate ruleset whose
+   rules *join* two facts of the same date. The state, history and findings are assembled
+   from what the actions recorded.
+2. **Facts** are computed exactly as the reference engine computes them
+   (:func:`int_rules.engines.reference.evaluate_facts`, fed the statechart's pathway result).
+3. **Rules.** Every YAML rule is compiled to a durable_rules rule over one *fact* per record
+   that carries the fact values its rules read: dates as whole days from ``as_of``, facts with
+   no value as absent fields. Conditions compile to durable_rules' JSON operators with the
+   reference's two-valued logic (a test of a missing field is false; ``not`` is pushed down to
+   the leaves by De Morgan and each negated leaf becomes "absent, or present and failing").
+   Each rule's action records its rule id; because the record is a fact, every matching rule
+   fires. Each ruleset's hit policy is then applied to the fired set in declared order
+   (``collect``: all; ``first``: the first; ``unique``: an error if more than one;
+   ``priority``: the highest ``priority``, the first declared on a tie), as in
+   :func:`int_rules.engines.reference.fire_rules`.
+
+durable_rules' sharp edges (measured on durable-rules 2.0.28, see ``docs/engines.md``) and what
+this module does about each:
+
+* ``engine.Host`` starts two background timer threads: a private host subclass with
+  ``_run`` overridden does nothing in the background; every call here is synchronous.
+* The process-global ``durable.lang`` registry never frees a ruleset and cannot re-register a
+  name: it is not used. Each rulebook gets its own host, built once and cached by identity
+  (the C rulesets are freed when the rulebook is garbage collected).
+* A ruleset holds at most 1,024 live sessions: one fresh session id per call, deleted in
+  ``finally``.
+* Deleting a session in which no action ever ran crashes the process (the C session's action
+  context is never initialised): every compiled ruleset has an anchor rule that matches the
+  record's fact alone, so an action always runs before the session is deleted. (The
+  statechart's own start action serves the same purpose.)
+* A message that no rule matches raises ``MessageNotHandledException``: the anchor makes
+  every fact handled, so that exception here means an engine fault and is reported as one.
+* The alpha network is walked with a fixed stack of 64 entries, so a fact that satisfies
+  "too many" conditions at once fails with error 303. The compiler models durable_rules'
+  alpha network, bounds that stack for the worst case (every test true, except tests that
+  cannot hold together) and packs the rules into as many durable rulesets as needed; a
+  single rule that alone could overflow it is a :class:`~int_rules.errors.RulesetError`
+  naming the rule.
+* There is no date type: dates are integer day offsets from ``as_of``.
+* ``$neq`` does not match a missing field, and comparing with a missing field of the same
+  message is *true*: "not equal" compiles to present-and-different explicitly, and every
+  fact-to-fact comparison requires both fields present.
+* A rule with only ``$nex``/``$neq`` tests can match the session state object and loop:
+  every rule starts with a positive discriminator (``KIND``) the state object never has.
+* Exceptions raised in actions are swallowed into the session state: actions catch them and
+  they are re-raised after the engine call returns.
+* Facts fire every matching rule, events only the first: records are asserted as facts;
+  pathway codes are posted as events (exactly one trigger matches each).
+* A rule fires once for each way its ``$or`` branches hold: actions record rule ids in a set.
+* Threads sharing a host can crash the process: each compiled rulebook has a lock around
+  every engine call (the engine holds the GIL anyway, so this costs no parallelism).
+* Its JSON parser rejects numbers with an exponent but no decimal point (``1e-05``) and
+  cannot read NaN: numbers are written with a decimal point, infinities as ``1.0e+999``, and
+  a NaN value is a :class:`~int_rules.errors.RecordError`. Property names are matched by a
+  32-bit FNV-1a hash: a collision between two fact names is reported at compile time.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import TYPE_CHECKING
+import itertools
+import json
+import math
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineUnavailableError
+from ..assessment import Assessment, HitPolicyError
+from ..conditions import resolve
+from ..errors import EngineUnavailableError, IntRulesError, Location, RecordError, RulesetError
+from ..language.schema import AllOf, AnyOf, Condition, FactRef, Leaf, Not
+from ..pathway import PathwayFinding, PathwayResult, PathwayTransition
+from .reference import evaluate_facts
 
 if TYPE_CHECKING:
-    from ..assessment import Assessment
+    from ..facts import FactType
+    from ..pathway import Pathway
     from ..record import PatientRecord
-    from ..rulebook import Rulebook
+    from ..rulebook import CompiledRule, Rulebook
+
+__all__ = [
+    "INSTALL_HINT",
+    "STACK_LIMIT",
+    "DurableEngineError",
+    "assess",
+    "definitions",
+]
+
+INSTALL_HINT = "pip install 'int_rules[durable]'"
+
+#: durable_rules walks its alpha network with a stack of this many entries (MAX_STACK_SIZE).
+STACK_LIMIT = 64
+#: The most fact fields one message carries (durable_rules sorts properties with byte counters).
+MAX_FIELDS = 200
+#: durable_rules allows at most this many $and/$or operators in one pattern (error 113 above).
+MAX_COMPOSITES = 15
+#: The most durable_rules patterns one YAML rule may be split into (see _split).
+MAX_VARIANTS = 256
+
+_KIND = "KIND"  # the discriminator key: upper case, so no fact key (f_<identifier>) can clash
+_FACTS = "facts"
+_STEP = "pathway_step"
+_BEGIN = "pathway_begin"
+_DAY = "pathway_day"
+_ENTRY = "BEGIN"  # the statechart's entry state (pathway state ids are lower case)
+_ANCHOR = "ANCHOR"  # rule ids are like IDN-010, so this cannot clash with a YAML rule
+
+
+class DurableEngineError(IntRulesError):
+    """durable_rules failed, or disagreed with what the compiled rulebook requires."""
+
+
+# -- loading durable_rules --------------------------------------------------------------------
+
+
+def _import_durable() -> tuple[Any, Any]:
+    """durable_rules' ``engine`` module and its C extension, or EngineUnavailableError."""
+    try:
+        import durable_rules_engine  # type: ignore[import-not-found]
+        from durable import engine
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            "the durable engine needs the optional durable-rules package, which is not "
+            f"installed or cannot be imported here ({exc}); install it with: {INSTALL_HINT} "
+            "(it builds from source with a C compiler and supports Python < 3.13)"
+        ) from exc
+    return engine, durable_rules_engine
+
+
+# -- JSON as durable_rules reads it -----------------------------------------------------------
+
+
+def _number(value: float | int) -> str:
+    """A number as durable_rules' JSON parser reads it exactly."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise DurableEngineError(f"durable_rules cannot hold the whole number {value}")
+        return str(value)
+    if math.isnan(value):
+        raise ValueError("NaN")
+    if math.isinf(value):
+        return "1.0e+999" if value > 0 else "-1.0e+999"
+    text = repr(value)
+    if "e" in text and "." not in text:  # its parser needs a decimal point before an exponent
+        text = text.replace("e", ".0e", 1)
+    return text
+
+
+def _dumps(obj: Any) -> str:
+    """JSON text for durable_rules (see :func:`_number`); ASCII, so any str is safe."""
+    if isinstance(obj, str):
+        return json.dumps(obj)
+    if isinstance(obj, (bool, int, float)):
+        return _number(obj)
+    if isinstance(obj, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_dumps(v)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ",".join(_dumps(v) for v in obj) + "]"
+    if obj is None:
+        return "null"
+    raise TypeError(f"cannot write {type(obj).__name__} for durable_rules")
+
+
+def _fnv1a(name: str) -> int:
+    """durable_rules' property-name hash (32-bit FNV-1a)."""
+    h = 2166136261
+    for byte in name.encode():
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def _fact_key(name: str) -> str:
+    return f"f_{name}"
+
+
+# -- conditions -> durable_rules JSON operators ------------------------------------------------
+
+
+class _Const:
+    """A condition that compiled to a constant (e.g. ``at_least`` the top of a scale)."""
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"_Const({self.value})"
+
+
+_TRUE = _Const(True)
+_FALSE = _Const(False)
+Expr = dict[str, Any] | _Const
+
+_INVERSE = {"$lt": "$gte", "$lte": "$gt", "$gt": "$lte", "$gte": "$lt", "$eq": "$neq",
+            "$neq": "$eq"}
+_ORDER_JSON = {"at_least": "$gte", "at_most": "$lte", "greater_than": "$gt",
+               "less_than": "$lt", "after": "$gt", "before": "$lt"}
+_ORDER_PY: dict[str, Callable[[int, int], bool]] = {
+    "at_least": lambda a, b: a >= b, "at_most": lambda a, b: a <= b,
+    "greater_than": lambda a, b: a > b, "less_than": lambda a, b: a < b,
+}
+
+
+def _all(parts: Iterable[Expr]) -> Expr:
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if isinstance(p, _Const):
+            if not p.value:
+                return _FALSE
+            continue
+        out.extend(p["$and"] if set(p) == {"$and"} else [p])
+    if not out:
+        return _TRUE
+    return out[0] if len(out) == 1 else {"$and": out}
+
+
+def _any(parts: Iterable[Expr]) -> Expr:
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if isinstance(p, _Const):
+            if p.value:
+                return _TRUE
+            continue
+        out.extend(p["$or"] if set(p) == {"$or"} else [p])
+    if not out:
+        return _FALSE
+    return out[0] if len(out) == 1 else {"$or": out}
+
+
+def _cmp(op: str, key: str, value: Any) -> dict[str, Any]:
+    return {key: value} if op == "$eq" else {op: {key: value}}
+
+
+def _unique(values: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if not any(v == w and type(v) is type(w) for w in out):
+            out.append(v)
+    return out
+
+
+class _ConditionCompiler:
+    """Compiles ``when`` trees to durable_rules expressions with the reference's semantics."""
+
+    def __init__(self, types: Mapping[str, FactType]) -> None:
+        self.types = types
+
+    def compile(self, cond: Condition, params: Mapping[str, Any], negate: bool = False) -> Expr:
+        if isinstance(cond, AllOf):
+            parts = [self.compile(c, params, negate) for c in cond.all]
+            return _any(parts) if negate else _all(parts)
+        if isinstance(cond, AnyOf):
+            parts = [self.compile(c, params, negate) for c in cond.any]
+            return _all(parts) if negate else _any(parts)
+        if isinstance(cond, Not):
+            return self.compile(cond.not_, params, not negate)
+        return self._leaf(cond, params, negate)
+
+    def _leaf(self, leaf: Leaf, params: Mapping[str, Any], negate: bool) -> Expr:
+        name, op, raw = leaf.fact, leaf.op, leaf.operand
+        ftype = self.types[name]
+        k = _fact_key(name)
+        ex: Expr = {"$ex": {k: 1}}
+        nex: Expr = {"$nex": {k: 1}}
+
+        def eq_any(values: Sequence[Any]) -> Expr:
+            return _any({k: v} for v in values)
+
+        def neq_all(values: Sequence[Any]) -> Expr:
+            return _all([ex, *({"$neq": {k: v}} for v in values)])
+
+        if op == "present":
+            return ex if bool(raw) != negate else nex
+        if isinstance(raw, FactRef):
+            return self._against_fact(name, ftype, op, raw.fact, negate)
+        value = resolve(raw, params, (), op)
+        if op in ("within_days", "older_than_days"):
+            n = int(value)
+            if op == "within_days":  # as_of - n <= date <= as_of, i.e. -n <= offset <= 0
+                pos = _all([{"$gte": {k: -n}}, {"$lte": {k: 0}}])
+                neg = _any([nex, {"$lt": {k: -n}}, {"$gt": {k: 0}}])
+            else:  # as_of - date > n, i.e. offset < -n
+                pos = {"$lt": {k: -n}}
+                neg = _any([nex, {"$gte": {k: -n}}])
+            return neg if negate else pos
+        if op == "in":
+            values = _unique(value)
+            return _any([nex, neq_all(values)]) if negate else eq_any(values)
+        if op == "equals":
+            return _any([nex, neq_all([value])]) if negate else {k: value}
+        if op == "not_equals":
+            return _any([nex, {k: value}]) if negate else neq_all([value])
+        # at_least / at_most / greater_than / less_than
+        if ftype.kind == "category":
+            assert ftype.scale is not None
+            rank = {c: i for i, c in enumerate(ftype.scale)}
+            holds = [c for c in ftype.scale if _ORDER_PY[op](rank[c], rank[value])]
+            return _any([nex, neq_all(holds)]) if negate else eq_any(holds)
+        jop = _ORDER_JSON[op]
+        return _any([nex, {_INVERSE[jop]: {k: value}}]) if negate else {jop: {k: value}}
+
+    def _against_fact(self, name: str, ftype: FactType, op: str, other: str,
+                      negate: bool) -> Expr:
+        a, b = _fact_key(name), _fact_key(other)
+        ex_a: Expr = {"$ex": {a: 1}}
+        ex_b: Expr = {"$ex": {b: 1}}
+        nex_a: Expr = {"$nex": {a: 1}}
+        nex_b: Expr = {"$nex": {b: 1}}
+        # Either missing: the test is false (and exactly one of these alternatives holds).
+        missing = _any([nex_a, _all([ex_a, nex_b])])
+        if op in _ORDER_PY and ftype.kind == "category":
+            assert ftype.scale is not None
+            rank = {c: i for i, c in enumerate(ftype.scale)}
+            pairs = [(x, y) for x in ftype.scale for y in ftype.scale]
+            hold = [p for p in pairs if _ORDER_PY[op](rank[p[0]], rank[p[1]])]
+            fail = [p for p in pairs if p not in hold]
+            if negate:
+                return _any([missing, *(_all([{a: x}, {b: y}]) for x, y in fail)])
+            return _any(_all([{a: x}, {b: y}]) for x, y in hold)
+        jop = {"equals": "$eq", "not_equals": "$neq"}.get(op) or _ORDER_JSON[op]
+        ref = {"$m": b}
+        if negate:
+            return _any([missing, _all([ex_a, ex_b, _cmp(_INVERSE[jop], a, ref)])])
+        return _all([ex_a, ex_b, _cmp(jop, a, ref)])
+
+
+def _finish(expr: Expr, kind: str) -> dict[str, Any]:
+    """A rule's pattern: the positive discriminator first, then the condition."""
+    disc = {_KIND: kind}
+    if isinstance(expr, _Const):
+        return disc if expr.value else {"$and": [disc, {"$nex": {_KIND: 1}}]}
+    result = _all([disc, expr])
+    assert isinstance(result, dict)
+    return result
+
+
+def _composites(expr: Any) -> int:
+    """How many ``$and``/``$or`` operators a pattern has (durable_rules allows 15)."""
+    if isinstance(expr, Mapping):
+        own = 1 if set(expr) <= {"$and", "$or"} else 0
+        return own + sum(_composites(v) for v in expr.values())
+    if isinstance(expr, list):
+        return sum(_composites(v) for v in expr)
+    return 0
+
+
+def _split(pattern: dict[str, Any]) -> list[dict[str, Any]]:
+    """One or more patterns whose union is ``pattern``, each with at most
+    :data:`MAX_COMPOSITES` ``$and``/``$or`` operators: the biggest ``$or`` directly under the
+    top ``$and`` is distributed over it, one pattern per branch, until each fits."""
+    if _composites(pattern) <= MAX_COMPOSITES:
+        return [pattern]
+    items = pattern["$and"]
+    ors = [i for i, item in enumerate(items) if set(item) == {"$or"}]
+    at = max(ors, key=lambda i: _composites(items[i]))
+    out: list[dict[str, Any]] = []
+    for branch in items[at]["$or"]:
+        variant = _all([*items[:at], branch, *items[at + 1:]])
+        assert isinstance(variant, dict)
+        out.extend(_split(variant))
+    return out
+
+
+def _variant_names(rule_id: str, count: int) -> list[str]:
+    return [rule_id] if count == 1 else [f"{rule_id}#{k}" for k in range(1, count + 1)]
+
+
+def _bin_rules(members: Sequence[tuple[CompiledRule, list[dict[str, Any]]]],
+               anchor: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The durable_rules rule definitions of some YAML rules (without actions)."""
+    rules: dict[str, dict[str, Any]] = {}
+    for rule, variants in members:
+        for key, pattern in zip(_variant_names(rule.id, len(variants)), variants, strict=True):
+            rules[key] = {"all": [{"m": pattern}]}
+    rules[_ANCHOR] = {"all": [{"m": anchor}]}
+    return rules
+
+
+def _fits(members: Sequence[tuple[CompiledRule, list[dict[str, Any]]]],
+          anchor: dict[str, Any]) -> bool:
+    """Whether these rules can share one durable ruleset (stack and field limits)."""
+    if len({f for rule, _ in members for f in _reads(rule)}) > MAX_FIELDS:
+        return False
+    return _stack_bound(_bin_rules(members, anchor)) <= STACK_LIMIT
+
+
+# -- a model of durable_rules' alpha network, to bound its stack --------------------------------
+
+_TEST_OPS = frozenset({"$ex", "$nex", "$neq", "$lt", "$lte", "$gt", "$gte"})
+_Test = tuple[str, str, str]  # property, operator, value as JSON text
+
+
+class _AlphaModel:
+    """The alpha network durable_rules builds from a ruleset's patterns (rete.c createAlpha).
+
+    ``$and`` chains tests, sharing a test node with an identical sibling; ``$or`` builds each
+    branch under the same parent and joins them in a new *forward* node, which is pushed once
+    for every branch that holds. A message is matched by a depth-first walk with a stack of
+    :data:`STACK_LIMIT` entries; a node pushes every child that holds. :meth:`stack_bound`
+    is the highest that stack can get for any message, assuming every test can hold except:
+    ``$nex`` excludes every other test of the same property, and equality tests of one
+    property with different values exclude each other.
+    """
+
+    def __init__(self) -> None:
+        self.tests: list[_Test | None] = [None]  # node 0 is the root; None marks forward nodes
+        self.children: list[dict[_Test, int]] = [{}]
+        self.forwards: list[list[int]] = [[]]
+
+    def _new(self, test: _Test | None) -> int:
+        self.tests.append(test)
+        self.children.append({})
+        self.forwards.append([])
+        return len(self.tests) - 1
+
+    def add(self, expr: Mapping[str, Any], parent: int = 0) -> int:
+        """Add one pattern below ``parent``; return the node it ends in."""
+        ((key, sub),) = expr.items()
+        if key == "$and":
+            node = parent
+            for part in sub:
+                node = self.add(part, node)
+            return node
+        if key == "$or":
+            forward = self._new(None)
+            for part in sub:
+                self.forwards[self.add(part, parent)].append(forward)
+            return forward
+        if key in _TEST_OPS:
+            ((prop, value),) = sub.items()
+            test: _Test = (prop, key, _dumps(value))
+        else:
+            test = (key, "$eq", _dumps(sub))
+        found = self.children[parent].get(test)
+        if found is not None:
+            return found
+        node = self._new(test)
+        self.children[parent][test] = node
+        return node
+
+    def _width(self, node: int) -> int:
+        """How many children of ``node`` can hold for one message."""
+        by_prop: dict[str, list[_Test]] = {}
+        for test in self.children[node]:
+            by_prop.setdefault(test[0], []).append(test)
+        width = len(self.forwards[node])
+        for tests in by_prop.values():
+            has_nex = any(t[1] == "$nex" for t in tests)
+            literals = [json.loads(t[2]) for t in tests
+                        if t[1] == "$eq" and not t[2].startswith("{")]
+            others = sum(1 for t in tests if t[1] != "$nex") - len(literals)
+            same = max((sum(1 for w in literals if w == v) for v in literals), default=0)
+            width += max(int(has_nex), others + same)
+        return width
+
+    def stack_bound(self) -> int:
+        memo: dict[int, int] = {}
+
+        def height(node: int) -> int:
+            if node in memo:
+                return memo[node]
+            kids = [*self.children[node].values(), *self.forwards[node]]
+            if not kids:
+                memo[node] = 0
+                return 0
+            width = self._width(node)
+            result = max(width, width - 1 + max(height(k) for k in kids))
+            memo[node] = result
+            return result
+
+        return max(1, height(0))
+
+
+def _patterns(rules: Mapping[str, Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    for rule in rules.values():
+        for pattern in rule.get("all", ()):
+            yield from pattern.values()
+
+
+def _stack_bound(rules: Mapping[str, Mapping[str, Any]]) -> int:
+    model = _AlphaModel()
+    for expr in _patterns(rules):
+        model.add(expr)
+    return model.stack_bound()
+
+
+def _check_hashes(names: Iterable[str], where: Location | None, what: str) -> None:
+    seen: dict[int, str] = {}
+    for name in names:
+        other = seen.setdefault(_fnv1a(name), name)
+        if other != name:
+            raise RulesetError(where, f"{what}: durable_rules cannot tell {other!r} from "
+                                      f"{name!r} (their 32-bit FNV-1a hashes are equal); "
+                                      "rename one of them to use the durable engine")
+
+
+# -- the compiled rulebook --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One durable ruleset of compiled YAML rules, and the record fact it is sent."""
+
+    name: str
+    rule_ids: tuple[str, ...]
+    fields: tuple[tuple[str, str, str], ...]  # (fact, '"key":', value kind)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """The effect of one pathway step in one state, from the pathway's transitions."""
+
+    from_state: str
+    step: str
+    to_state: str
+    finding: Any  # the pathway's FindingDef, or None
+
+
+@dataclass
+class _Run:
+    """What the actions of one engine call recorded."""
+
+    sid: str
+    fired: set[str] = field(default_factory=set)
+    moves: list[tuple[int, _Cell]] = field(default_factory=list)
+    same_day: set[tuple[int, int]] = field(default_factory=set)
+    errors: list[BaseException] = field(default_factory=list)
+
+
+class _CompiledBook:
+    """A rulebook compiled to durable_rules rulesets on one private, synchronous host.
+
+    Holds no reference to the Rulebook, so caching it by the book's identity does not keep
+    the book alive. All engine calls go through :attr:`_lock`.
+    """
+
+    def __init__(self, book: Rulebook) -> None:
+        engine, dre = _import_durable()
+        self._engine = engine
+        self._dre = dre
+        self._lock = threading.Lock()
+        self._sids = itertools.count(1)
+        self._run: _Run | None = None
+        self.definitions: dict[str, Any] = {}
+        host_cls, rules_cls, chart_cls = _classes(engine, dre)
+        self._host = host_cls()
+        self._rules_cls = rules_cls
+        self._chart_cls = chart_cls
+        self._handles: list[Any] = []
+        self._parts = self._compile_rules(book)
+        #: Each ruleset's id, hit policy and (rule id, rule) in declared order.
+        self._decisions = tuple(
+            (rs.id, rs.definition.hit_policy, tuple((rule.id, rule) for rule in rs.rules))
+            for rs in book.rulesets
+        )
+        self._compile_pathway(book.pathway)
+        weakref.finalize(self, _free_rulesets, dre, self._handles)
+
+    # -- compile ------------------------------------------------------------------------------
+
+    def _register(self, name: str, rules: dict[str, dict[str, Any]]) -> None:
+        self.definitions[name] = {r: {k: v for k, v in d.items() if k != "run"}
+                                  for r, d in rules.items()}
+        try:
+            ruleset = self._rules_cls(name, self._host, rules)
+        except self._dre.error as exc:
+            raise DurableEngineError(f"durable_rules rejected ruleset {name!r}: {exc}") from exc
+        self._host.add_ruleset(name, ruleset)
+        self._handles.append(ruleset._handle)
+
+    def _compile_rules(self, book: Rulebook) -> tuple[_Part, ...]:
+        types = {name: f.type for name, f in book.facts.items()}
+        compiler = _ConditionCompiler(types)
+        order = {name: i for i, name in enumerate(book.fact_order)}
+        anchor = {_KIND: _FACTS}
+        bins: list[list[tuple[CompiledRule, list[dict[str, Any]]]]] = []
+        for rs in book.rulesets:
+            for rule in rs.rules:
+                expr = compiler.compile(rule.definition.when, rs.params)
+                variants = _split(_finish(expr, _FACTS))
+                member = (rule, variants)
+                label = f"rule {rule.id}"
+                if len(variants) > MAX_VARIANTS:
+                    raise RulesetError(
+                        rule.location, f"this condition needs {len(variants)} durable_rules "
+                        f"patterns (at most {MAX_VARIANTS}): too many nested any/not; split it "
+                        "into several rules to use the durable engine", label)
+                alone = _stack_bound(_bin_rules([member], anchor))
+                if alone > STACK_LIMIT:
+                    raise RulesetError(
+                        rule.location, f"durable_rules could need {alone} entries of its "
+                        f"{STACK_LIMIT}-entry match stack for this rule (too many tests that can "
+                        "hold at once, e.g. a long 'any' of ranges); split it into several rules "
+                        "to use the durable engine", label)
+                if len(_reads(rule)) > MAX_FIELDS:
+                    raise RulesetError(rule.location, f"reads more than {MAX_FIELDS} facts, "
+                                                      "more than one durable_rules message "
+                                                      "carries", label)
+                if bins and _fits([*bins[-1], member], anchor):
+                    bins[-1].append(member)
+                else:
+                    bins.append([member])
+
+        parts: list[_Part] = []
+        for n, members in enumerate(bins, start=1):
+            name = "rules" if n == 1 else f"rules_{n}"
+            facts = sorted({f for rule, _ in members for f in _reads(rule)}, key=order.__getitem__)
+            where = members[0][0].location
+            _check_hashes([_KIND, "sid", "id", "$s", *map(_fact_key, facts)], where,
+                          f"facts read by durable ruleset {name!r}")
+            rules = _bin_rules(members, anchor)
+            for rule, variants in members:
+                for key in _variant_names(rule.id, len(variants)):
+                    rules[key]["run"] = self._action(_fire(rule.id))
+            rules[_ANCHOR]["run"] = self._action(_nothing)
+            self._register(name, rules)
+            fields = tuple((f, f"{json.dumps(_fact_key(f))}:", types[f].kind) for f in facts)
+            parts.append(_Part(name, tuple(r.id for r, _ in members), fields))
+        return tuple(parts)
+
+    def _compile_pathway(self, pathway: Pathway) -> None:
+        d = pathway.definition
+        where = Location(pathway.source)
+        findings = {f.id: f for f in d.findings}
+        self._initial = pathway.initial
+        self._step_ids = tuple(s.id for s in d.steps)
+        self._precedence = {s.id: s.precedence for s in d.steps}
+        self._step_index = {s.id: i for i, s in enumerate(d.steps)}
+        self._code_step = {code: step for step, codes in pathway.step_codes.items()
+                           for code in codes}
+        self._death_step = next(s.id for s in d.steps if s.codelists is None)
+
+        # The statechart: one state per pathway state, one trigger per step.
+        chart: dict[str, dict[str, Any]] = {
+            _ENTRY: {"begin": {"all": [{"m": {_KIND: _BEGIN}}], "to": pathway.initial}},
+        }
+        for t in d.transitions:
+            fdef = findings[t.finding_id] if t.finding_id else None
+            for state in t.from_:
+                cell = _Cell(state, t.step, t.to or state, fdef)
+                chart.setdefault(state, {})[t.step] = {
+                    "all": [{"m": {"$and": [{_KIND: _STEP}, {"step": t.step}]}}],
+                    "to": cell.to_state,
+                    "run": self._action(_took(cell)),
+                }
+        self.definitions["pathway$state"] = {
+            s: {trig: {k: v for k, v in spec.items() if k != "run"} for trig, spec in tr.items()}
+            for s, tr in chart.items()
+        }
+        try:
+            ruleset, rules = self._chart_cls.build("pathway", self._host, chart)
+        except self._dre.error as exc:
+            raise DurableEngineError(f"durable_rules rejected the pathway statechart: {exc}") \
+                from exc
+        bound = _stack_bound(rules)
+        if bound > STACK_LIMIT:
+            raise RulesetError(where, f"the pathway statechart could need {bound} entries of "
+                                      f"durable_rules' {STACK_LIMIT}-entry match stack")
+        self._host.add_ruleset("pathway", ruleset)
+        self._handles.append(ruleset._handle)
+
+        # Same-day conflicts: a rule per declaration joining the earlier step's fact with the
+        # later step's fact of the same date (the later step is the one with higher precedence).
+        self._same_day: list[tuple[str, str, Any]] = []  # (earlier, later, finding)
+        rules_sd: dict[str, dict[str, Any]] = {}
+        for k, sd in enumerate(d.same_day):
+            a, b = sd.steps
+            early, late = sorted((a, b), key=self._precedence.__getitem__)
+            self._same_day.append((early, late, findings[sd.finding]))
+            rules_sd[sd.id] = {
+                "all": [
+                    {"x": {"$and": [{_KIND: _DAY}, {"step": early}]}},
+                    {"y": {"$and": [{_KIND: _DAY}, {"step": late}, {"day": {"x": "day"}}]}},
+                ],
+                "run": self._action(_conflict(k)),
+            }
+        self._same_day_steps = frozenset(s for e, la, _ in self._same_day for s in (e, la))
+        if rules_sd:
+            rules_sd[_ANCHOR] = {"all": [{"m": {_KIND: _DAY}}], "run": self._action(_nothing)}
+            bound = _stack_bound(rules_sd)
+            if bound > STACK_LIMIT:
+                raise RulesetError(where, f"the pathway's same_day checks could need {bound} "
+                                          f"entries of durable_rules' {STACK_LIMIT}-entry stack")
+            self._register("pathway_same_day", rules_sd)
+
+    def _action(self, record: Callable[[_Run, Any], None]) -> Callable[[Any], None]:
+        """An action that records into the current run; exceptions are kept, not swallowed."""
+
+        def action(c: Any) -> None:
+            run = self._run
+            try:
+                if run is None or c.s["sid"] != run.sid:
+                    raise DurableEngineError("an action fired outside its engine call")
+                record(run, c)
+            except BaseException as exc:  # durable_rules would swallow it into the state
+                if run is not None:
+                    run.errors.append(exc)
+                raise
+
+        return action
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def assess(self, book: Rulebook, record: PatientRecord, as_of: dt.date) -> Assessment:
+        ordered = self._pathway_events(record, as_of)
+        with self._lock:
+            pathway = self._replay(record.patient_id, ordered, as_of)
+            ctx = evaluate_facts(book, record, as_of, replayed=pathway)
+            fired = self._fire(record, ctx.values, as_of)
+        chosen: list[CompiledRule] = []
+        for rs_id, policy, rules in self._decisions:
+            hits = [rule for rule_id, rule in rules if rule_id in fired]
+            if policy == "collect":
+                chosen.extend(hits)
+            elif policy == "unique" and len(hits) > 1:
+                raise HitPolicyError(record.patient_id, rs_id, tuple(r.id for r in hits))
+            elif hits:
+                if policy == "priority":
+                    chosen.append(max(hits, key=lambda r: r.definition.priority or 0))
+                else:
+                    chosen.append(hits[0])
+        return Assessment(
+            book=book,
+            record=record,
+            as_of=as_of,
+            engine="durable",
+            values=ctx.values,
+            evidence=ctx.evidence,
+            fired=tuple(chosen),
+            pathway=pathway,
+        )
+
+    def _pathway_events(self, record: PatientRecord,
+                        as_of: dt.date) -> list[tuple[dt.date, int, str, str]]:
+        """The record's pathway codes in replay order: (date, precedence, code, step)."""
+        step_of = self._code_step
+        prec = self._precedence
+        out = [(ev.date, prec[step], ev.code, step) for ev in record.events
+               if (step := step_of.get(ev.code)) is not None and ev.date <= as_of]
+        dod = record.date_of_death
+        if dod is not None and dod <= as_of:
+            out.append((dod, prec[self._death_step], "", self._death_step))
+        index = self._step_index
+        out.sort(key=lambda e: (e[0], e[1], e[2], index[e[3]]))
+        return out
+
+    def _session(self) -> _Run:
+        run = _Run(str(next(self._sids)))
+        self._run = run
+        return run
+
+    def _call(self, run: _Run, patient_id: str, ruleset: str, method: str, text: str) -> None:
+        """One engine call, with the actions' exceptions re-raised after it returns."""
+        try:
+            getattr(self._host, method)(ruleset, text)
+        except self._engine.MessageNotHandledException as exc:
+            raise DurableEngineError(f"patient {patient_id!r}: durable ruleset {ruleset!r} "
+                                     "did not handle a message") from exc
+        except self._dre.error as exc:
+            if run.errors:
+                raise run.errors[0] from exc
+            raise DurableEngineError(f"patient {patient_id!r}: durable_rules failed in ruleset "
+                                     f"{ruleset!r}: {exc}") from exc
+        if run.errors:
+            raise run.errors[0]
+
+    def _delete(self, ruleset: str, sid: str) -> None:
+        # A session that was never created (its first message failed) raises: ignore that.
+        with contextlib.suppress(self._dre.error):
+            self._host.delete_state(ruleset, sid)
+
+    def _replay(self, patient_id: str, ordered: list[tuple[dt.date, int, str, str]],
+                as_of: dt.date) -> PathwayResult:
+        if not ordered:
+            return PathwayResult(self._initial, None, (), ())
+        run = self._session()
+        sid = run.sid
+        try:
+            self._call(run, patient_id, "pathway", "post_text",
+                       f'{{"sid":"{sid}","{_KIND}":"{_BEGIN}"}}')
+            for i, (_, _, _, step) in enumerate(ordered):
+                self._call(run, patient_id, "pathway", "post_text",
+                           f'{{"sid":"{sid}","{_KIND}":"{_STEP}","i":{i},"step":"{step}"}}')
+            days: dict[dt.date, set[str]] = {}
+            for day, _, _, step in ordered:
+                if step in self._same_day_steps:
+                    days.setdefault(day, set()).add(step)
+            facts = [f'{{"sid":"{sid}","{_KIND}":"{_DAY}","day":{(day - as_of).days},'
+                     f'"step":"{step}"}}'
+                     for day, steps in days.items() if len(steps) > 1 for step in sorted(steps)]
+            if facts:
+                try:
+                    self._call(run, patient_id, "pathway_same_day", "assert_texts",
+                               "[" + ",".join(facts) + "]")
+                finally:
+                    self._delete("pathway_same_day", sid)
+        finally:
+            self._delete("pathway", sid)
+            self._run = None
+
+        if [i for i, _ in run.moves] != list(range(len(ordered))):
+            raise DurableEngineError(f"patient {patient_id!r}: the pathway statechart took "
+                                     f"events {[i for i, _ in run.moves]} of "
+                                     f"{len(ordered)}")
+        state = self._initial
+        entered: dt.date | None = None
+        history: list[PathwayTransition] = []
+        found: list[PathwayFinding] = []
+        for (day, _, code, step), (_, cell) in zip(ordered, run.moves, strict=True):
+            if cell.from_state != state or cell.step != step:
+                raise DurableEngineError(f"patient {patient_id!r}: the statechart matched step "
+                                         f"{cell.step!r} in {cell.from_state!r} for step "
+                                         f"{step!r} in {state!r}")
+            offset = (day - as_of).days
+            for k, (_, late, fdef) in enumerate(self._same_day):
+                if late == step and (offset, k) in run.same_day:
+                    found.append(PathwayFinding(fdef.id, fdef.severity, day, code or None,
+                                                state, fdef.message))
+            if cell.finding is not None:
+                f = cell.finding
+                found.append(PathwayFinding(f.id, f.severity, day, code or None, state,
+                                            f.message))
+            if cell.to_state != state:
+                history.append(PathwayTransition(day, code, step, state, cell.to_state))
+                state = cell.to_state
+                entered = day
+        return PathwayResult(state, entered, tuple(history), tuple(found))
+
+    def _fire(self, record: PatientRecord, values: Mapping[str, Any],
+              as_of: dt.date) -> set[str]:
+        run = self._session()
+        sid = run.sid
+        fired: set[str] = set()
+        try:
+            for part in self._parts:
+                text = _encode(part, values, as_of, sid, record.patient_id)
+                try:
+                    self._call(run, record.patient_id, part.name, "assert_text", text)
+                finally:
+                    self._delete(part.name, sid)
+            fired = run.fired
+        finally:
+            self._run = None
+        return fired
+
+
+def _reads(rule: CompiledRule) -> tuple[str, ...]:
+    return rule.condition.facts
+
+
+def _encode(part: _Part, values: Mapping[str, Any], as_of: dt.date, sid: str,
+            patient_id: str) -> str:
+    """The record's fact for one durable ruleset, as JSON text."""
+    out = [f'{{"sid":"{sid}","{_KIND}":"{_FACTS}"']
+    for name, key, kind in part.fields:
+        value = values[name]
+        if value is None:
+            continue  # no value: an absent field
+        if kind == "date":
+            text = str((value - as_of).days)
+        elif kind in ("category", "text"):
+            text = json.dumps(value)
+        elif kind == "bool":
+            text = "true" if value else "false"
+        else:
+            try:
+                text = _number(value)
+            except ValueError:
+                raise RecordError(patient_id, f"fact {name}",
+                                  "is NaN (not a number), which the durable engine cannot "
+                                  "compare; check the record's values") from None
+        out.append(key + text)
+    return ",".join(out) + "}"
+
+
+def _fire(rule_id: str) -> Callable[[_Run, Any], None]:
+    def fire(run: _Run, c: Any) -> None:
+        run.fired.add(rule_id)
+    return fire
+
+
+def _took(cell: _Cell) -> Callable[[_Run, Any], None]:
+    def took(run: _Run, c: Any) -> None:
+        run.moves.append((int(c.m["i"]), cell))
+    return took
+
+
+def _conflict(k: int) -> Callable[[_Run, Any], None]:
+    def conflict(run: _Run, c: Any) -> None:
+        run.same_day.add((int(c.y["day"]), k))
+    return conflict
+
+
+def _nothing(run: _Run, c: Any) -> None:
+    """The anchor's action: nothing to record (it exists so every session runs an action)."""
+
+
+def _free_rulesets(dre: Any, handles: list[Any]) -> None:
+    for handle in handles:
+        with contextlib.suppress(Exception):  # best effort, e.g. at interpreter shutdown
+            dre.delete_ruleset(handle)
+
+
+def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
+    """The host and ruleset classes, subclassing durable_rules' own (imported lazily)."""
+
+    def init_ruleset(self: Any, name: str, host: Any, definition: dict[str, Any]) -> None:
+        # engine.Ruleset.__init__, writing the definition with _dumps (see _number).
+        self._actions = {}
+        self._name = name
+        self._host = host
+        for rule_name, rule in definition.items():
+            action = rule.pop("run")
+            if isinstance(action, engine.Promise):
+                self._actions[rule_name] = action.root
+            else:
+                self._actions[rule_name] = engine.Promise(action)
+        self._handle = dre.create_ruleset(name, _dumps(definition))
+        self._definition = definition
+
+    class Rules(engine.Ruleset):  # type: ignore[misc]
+        def __init__(self, name: str, host: Any, definition: dict[str, Any]) -> None:
+            init_ruleset(self, name, host, definition)
+
+    class Chart(engine.Statechart):  # type: ignore[misc]
+        @classmethod
+        def build(cls, name: str, host: Any,
+                  chart: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+            self = cls.__new__(cls)
+            self._name = name
+            self._host = host
+            rules: dict[str, Any] = {}
+            self._transform(None, None, None, chart, rules)
+            shape = {r: {k: v for k, v in d.items() if k != "run"} for r, d in rules.items()}
+            init_ruleset(self, name, host, rules)
+            self._definition = chart
+            return self, shape
+
+    class SyncHost(engine.Host):  # type: ignore[misc]
+        def _run(self) -> None:
+            """No background dispatch or timer threads: every call here is synchronous."""
+
+        def add_ruleset(self, name: str, ruleset: Any) -> None:
+            if name in self._ruleset_directory:
+                raise DurableEngineError(f"durable ruleset {name!r} registered twice")
+            self._ruleset_directory[name] = ruleset
+            self._ruleset_list.append(ruleset)
+
+        def _send(self, name: str, call: Callable[[Any, str], Any], text: str) -> None:
+            rules = self._ruleset_directory[name]
+            self._handle_function(
+                rules, lambda t: rules._handle_result(call(rules._handle, t), t), text, None
+            )
+
+        def assert_text(self, name: str, text: str) -> None:
+            self._send(name, dre.assert_fact, text)
+
+        def assert_texts(self, name: str, text: str) -> None:
+            self._send(name, dre.assert_facts, text)
+
+        def post_text(self, name: str, text: str) -> None:
+            self._send(name, dre.assert_event, text)
+
+    return SyncHost, Rules, Chart
+
+
+# -- the cache and the entry points -----------------------------------------------------------
+
+_CACHE: dict[int, tuple[weakref.ref[Rulebook], _CompiledBook]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _compiled(book: Rulebook) -> _CompiledBook:
+    """The book compiled to durable_rules, once per Rulebook object (cached by identity).
+
+    A Rulebook is immutable but not hashable (it holds mappings), so the cache is keyed by
+    ``id(book)`` with a weak reference to check identity, and an entry is dropped when its
+    book is garbage collected (which frees the C rulesets).
+    """
+    key = id(book)
+    with _CACHE_LOCK:
+        entry = _CACHE.get(key)
+        if entry is not None and entry[0]() is book:
+            return entry[1]
+        compiled = _CompiledBook(book)
+        _CACHE[key] = (weakref.ref(book), compiled)
+        weakref.finalize(book, _evict, key, compiled)
+        return compiled
+
+
+def _evict(key: int, compiled: _CompiledBook) -> None:
+    with _CACHE_LOCK:
+        entry = _CACHE.get(key)
+        if entry is not None and entry[1] is compiled:
+            del _CACHE[key]
 
 
 def assess(book: Rulebook, record: PatientRecord, as_of: dt.date) -> Assessment:
-    raise EngineUnavailableError("the durable engine is not available in this version")
+    """Evaluate ``book`` for ``record`` as of ``as_of`` on durable_rules.
+
+    The result equals the reference engine's (``comparable()``), with ``engine="durable"``.
+    Compiles the book on first use (cached). Raises EngineUnavailableError when the
+    ``durable`` extra is not installed.
+    """
+    return _compiled(book).assess(book, record, as_of)
+
+
+def definitions(book: Rulebook) -> dict[str, Any]:
+    """The durable_rules ruleset definitions ``book`` compiles to, as JSON-ready data.
+
+    Keys are durable ruleset names (``rules``, ``rules_2``... for the YAML rules, named by
+    rule id; ``pathway$state`` for the statechart; ``pathway_same_day``); actions are left
+    out. For review and debugging: it shows exactly what the engine matches.
+    """
+    return json.loads(_dumps(_compiled(book).definitions))  # type: ignore[no-any-return]

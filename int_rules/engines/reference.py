@@ -15,18 +15,25 @@ from ..facts import EvalContext
 from ..record import PatientRecord
 
 if TYPE_CHECKING:
+    from ..pathway import PathwayResult
     from ..rulebook import CompiledRule, Rulebook
 
 __all__ = ["assess", "evaluate_facts", "fire_rules"]
 
 
-def evaluate_facts(book: Rulebook, record: PatientRecord, as_of: dt.date) -> EvalContext:
-    """Index the record, replay the pathway and compute every fact; return the context."""
+def evaluate_facts(book: Rulebook, record: PatientRecord, as_of: dt.date,
+                   replayed: PathwayResult | None = None) -> EvalContext:
+    """Index the record, replay the pathway and compute every fact; return the context.
+
+    ``replayed`` is the pathway result when another engine has replayed the pathway itself
+    (the durable engine's statechart); by default the pathway is replayed here.
+    """
     ctx = EvalContext.build(record, as_of, book.match_groups)
     pathway = book.pathway
     codes = pathway.codes
     pathway_events = [(ev.date, ev.code) for ev in record.events if ev.code in codes]
-    ctx.pathway = pathway.replay(pathway_events, as_of, record.date_of_death)
+    ctx.pathway = (replayed if replayed is not None
+                   else pathway.replay(pathway_events, as_of, record.date_of_death))
     if book.uses_next_codes:
         ctx.next_codes = frozenset(
             d.code for d in pathway.next_codes(pathway_events, as_of, record.date_of_death)
