@@ -7,12 +7,14 @@ guidance (rulesets/guidance/) verbatim under the heading it names.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
 import pytest
 
 import int_rules
+from int_rules.conditions import leaves
 from int_rules.errors import RulesetError
 from int_rules.scenarios import (
     coverage_table,
@@ -45,6 +47,28 @@ def test_every_rule_has_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
         print("\nRule coverage by scenarios (rulesets/tests/*.yaml):\n" + table)
     missing = [c.rule_id for c in coverage if not c.covered]
     assert not missing, f"rules lacking a firing or a non-firing scenario: {missing}\n{table}"
+
+
+def test_rules_waiting_for_a_local_code_are_never_silent() -> None:
+    """A domain whose codelist is empty is reported as 'cannot be checked from codes' by a
+    rule that fires, never as not recorded (and never silently dropped)."""
+    results = run_scenarios(BOOK, SCENARIOS)
+    coverage = {c.rule_id: c for c in rule_coverage(BOOK, results)}
+    waiting = [c for c in coverage.values() if c.waits_for_codes]
+    assert waiting, "expected rules waiting for local codes (empty codelists)"
+    for c in waiting:
+        assert not c.fired_in
+        for cid in c.waits_for_codes:
+            assert not BOOK.codelists[cid].codes
+        guard = next(leaf.fact for leaf in leaves(BOOK.rule(c.rule_id).definition.when)
+                     if BOOK.facts_file.facts[leaf.fact].kind == "codelist_available")
+        partners = [
+            r.id for r in BOOK.ruleset(c.ruleset).rules
+            if r.id != c.rule_id and coverage[r.id].fired_in
+            and any(leaf.fact == guard and leaf.op == "equals" and leaf.operand is False
+                    for leaf in leaves(r.definition.when))
+        ]
+        assert partners, f"{c.rule_id}: no rule says {guard} cannot be checked from codes"
 
 
 def test_scenario_ids_are_unique_and_every_ruleset_has_scenarios() -> None:
@@ -80,8 +104,9 @@ def _citations() -> list[tuple[str, object]]:
     return out
 
 
-SECTION_REACH = 8000
-"""A quote must start within this many characters after a line holding its section heading."""
+SECTION_REACH = 2500
+"""A quote must start within this many characters after a line holding its section heading
+(about one slide of the extracted guidance)."""
 
 
 @pytest.mark.parametrize("where,cite", _citations(), ids=[w for w, _ in _citations()])
@@ -96,6 +121,28 @@ def test_citation_is_verbatim_under_its_heading(where: str, cite: object) -> Non
     assert any(0 <= q - h <= SECTION_REACH for h in heading_ends for q in starts), (
         f"{where}: quote is not under the heading {section!r} in {source}"
     )
+
+
+def test_bundled_guidance_is_unchanged() -> None:
+    readme = (GUIDANCE / "README.md").read_text(encoding="utf-8")
+    files = sorted(GUIDANCE.glob("*.txt"))
+    assert len(files) == 2
+    for path in files:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert f"`{path.name}`" in readme and digest in readme, (
+            f"{path.name} differs from the copy recorded in rulesets/guidance/README.md")
+
+
+def test_monitoring_levels_are_explained_in_the_guidance_words() -> None:
+    text = _guidance("000_ae3274b61be1e38b.txt")
+    levels = {}
+    for rule in BOOK.ruleset("monitoring").rules:
+        then = rule.definition.then
+        assert "meaning" in then, f"{rule.id} gives a level without saying what it means"
+        assert str(then["meaning"]) in text, f"{rule.id}: meaning is not the guidance's words"
+        levels.setdefault(then["level"], set()).add(then["meaning"])
+    assert set(levels) == {"level_0", "level_1", "level_2", "level_3"}
+    assert all(len(m) == 1 for m in levels.values()), "one meaning per level"
 
 
 def test_every_local_parameter_says_why() -> None:
