@@ -351,9 +351,13 @@ def _book_for(book: Rulebook, overrides: Mapping[str, Any],
 
 
 def run_scenario(book: Rulebook, scenario: Scenario, engine: EngineArg = "reference",
-                 _cache: dict[str, Rulebook] | None = None) -> ScenarioResult:
-    """Run one scenario with ``engine`` and compare the outcome with what it expects."""
-    the_book = _book_for(book, scenario.overrides, _cache if _cache is not None else {})
+                 book_cache: dict[str, Rulebook] | None = None) -> ScenarioResult:
+    """Run one scenario with ``engine`` and compare the outcome with what it expects.
+
+    A scenario with ``overrides`` runs against ``book`` reloaded with them; pass the same
+    ``book_cache`` dict to several calls to load each set of overrides once.
+    """
+    the_book = _book_for(book, scenario.overrides, book_cache if book_cache is not None else {})
     name = _engine_name(engine)
     try:
         if isinstance(engine, str):
@@ -369,10 +373,11 @@ def run_scenario(book: Rulebook, scenario: Scenario, engine: EngineArg = "refere
 
 
 def run_scenarios(book: Rulebook, scenarios: Sequence[Scenario] | None = None,
-                  engine: EngineArg = "reference") -> list[ScenarioResult]:
+                  engine: EngineArg = "reference",
+                  book_cache: dict[str, Rulebook] | None = None) -> list[ScenarioResult]:
     """Run scenarios (default: all of the rulebook's) with ``engine``; one result each."""
     todo = load_scenarios(book) if scenarios is None else scenarios
-    cache: dict[str, Rulebook] = {}
+    cache: dict[str, Rulebook] = {} if book_cache is None else book_cache
     return [run_scenario(book, s, engine, cache) for s in todo]
 
 

@@ -17,11 +17,12 @@ import int_rules
 from int_rules.conditions import leaves
 from int_rules.errors import RulesetError
 from int_rules.scenarios import (
+    Scenario,
+    ScenarioResult,
     coverage_table,
     load_scenarios,
     rule_coverage,
     run_scenario,
-    run_scenarios,
     write_examples,
 )
 
@@ -32,16 +33,28 @@ EXAMPLES = ROOT / "docs" / "examples"
 
 BOOK = int_rules.load()
 SCENARIOS = load_scenarios(BOOK)
+BOOKS: dict[str, int_rules.Rulebook] = {}  # rulebooks loaded with a scenario's overrides
+RESULTS: dict[str, ScenarioResult] = {}
+
+
+def _result(scenario: Scenario) -> ScenarioResult:
+    if scenario.id not in RESULTS:
+        RESULTS[scenario.id] = run_scenario(BOOK, scenario, book_cache=BOOKS)
+    return RESULTS[scenario.id]
+
+
+def _all_results() -> list[ScenarioResult]:
+    return [_result(s) for s in SCENARIOS]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
-def test_scenario(scenario: object) -> None:
-    result = run_scenario(BOOK, scenario)  # type: ignore[arg-type]
+def test_scenario(scenario: Scenario) -> None:
+    result = _result(scenario)
     assert result.passed, result.diff()
 
 
 def test_every_rule_has_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
-    coverage = rule_coverage(BOOK, run_scenarios(BOOK, SCENARIOS))
+    coverage = rule_coverage(BOOK, _all_results())
     table = coverage_table(coverage)
     with capsys.disabled():
         print("\nRule coverage by scenarios (rulesets/tests/*.yaml):\n" + table)
@@ -52,8 +65,7 @@ def test_every_rule_has_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
 def test_rules_waiting_for_a_local_code_are_never_silent() -> None:
     """A domain whose codelist is empty is reported as 'cannot be checked from codes' by a
     rule that fires, never as not recorded (and never silently dropped)."""
-    results = run_scenarios(BOOK, SCENARIOS)
-    coverage = {c.rule_id: c for c in rule_coverage(BOOK, results)}
+    coverage = {c.rule_id: c for c in rule_coverage(BOOK, _all_results())}
     waiting = [c for c in coverage.values() if c.waits_for_codes]
     assert waiting, "expected rules waiting for local codes (empty codelists)"
     for c in waiting:
