@@ -207,11 +207,11 @@ def scenario_files(book: Rulebook) -> list[Path]:
     return sorted((book.directory / folder).glob("*.yaml"))
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+def _display(path: Path, root: Path) -> str:
+    """How a scenario file is named in messages: relative to the folder holding the rulebook
+    folder (the repository root for the bundled one), so names do not depend on the cwd."""
+    resolved = path.resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(path)
 
 
 def load_scenarios(book: Rulebook, paths: Iterable[str | Path] | None = None) -> list[Scenario]:
@@ -226,8 +226,9 @@ def load_scenarios(book: Rulebook, paths: Iterable[str | Path] | None = None) ->
     errors: list[RulesetError] = []
     out: list[Scenario] = []
     seen: dict[str, Location] = {}
+    root = book.directory.resolve().parent
     for path in files:
-        shown = _display(path)
+        shown = _display(path, root)
         raw = load_yaml(path, shown)
         try:
             model = _ScenarioFileModel.model_validate(raw)

@@ -250,6 +250,29 @@ scenarios:
     assert "s.yaml:6:" in str(err.value) and "fird" in str(err.value)
 
 
+def test_record_and_record_file_are_exclusive_and_outputs_checked(tmp_path: Path) -> None:
+    path = _write(tmp_path, """\
+scenarios:
+  - id: both
+    description: gives a record twice
+    as_of: 2026-11-23
+    record: {patient_id: X5, date_of_birth: 1940-01-01}
+    record_file: x.json
+    expect: {}
+  - id: unknown-output
+    description: expects an output the ruleset does not have
+    as_of: 2026-11-23
+    record: {patient_id: X6, date_of_birth: 1940-01-01}
+    expect:
+      results: {identification: {cohorts: [frailty]}}
+""")
+    with pytest.raises(RulesetError) as err:
+        load_scenarios(BOOK, [path])
+    msg = str(err.value)
+    assert "s.yaml:2:" in msg and "exactly one of record or record_file" in msg
+    assert "s.yaml:13:" in msg and "no output 'cohorts'" in msg
+
+
 def test_failed_scenario_diff_says_what_differed(tmp_path: Path) -> None:
     path = _write(tmp_path, """\
 scenarios:
