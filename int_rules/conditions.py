@@ -11,7 +11,6 @@ a test against another fact (``{fact: other}``) that has no value is false.
 from __future__ import annotations
 
 import datetime as dt
-import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,17 +35,16 @@ class ConditionError(Exception):
 
 @dataclass(frozen=True)
 class CompiledCondition:
+    """A condition ready to evaluate: ``test(values) -> bool``, the facts it reads, and the
+    Python expression it was compiled to (for debugging and for other engines to inspect)."""
+
     test: Test
     facts: tuple[str, ...]
+    source: str = ""
 
 
 _NUMERIC = {"int", "number"}
-_ORDER_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "at_least": operator.ge,
-    "at_most": operator.le,
-    "greater_than": operator.gt,
-    "less_than": operator.lt,
-}
+_ORDER_SYMBOLS = {"at_least": ">=", "at_most": "<=", "greater_than": ">", "less_than": "<"}
 
 
 def leaves(cond: Condition) -> list[Leaf]:
@@ -84,29 +82,49 @@ def compile_condition(
     """Type-check ``cond`` and return its compiled test; raise ConditionError where it is wrong.
 
     ``params`` maps parameter names visible here to their (already overridden) values.
+
+    The condition becomes one Python expression over the fact values ``v`` (a dict), e.g.
+    ``((_0 := v['age']) is not None and _0 >= c0) and v['frailty'] == c1``: one call per rule
+    instead of one per test. The expression is assembled only from the fixed templates below;
+    fact names are identifiers checked by the schema and every literal or parameter value is
+    bound by name (``c0``, ``c1``...), never spliced in as text.
     """
-    test = _compile(cond, fact_types, params, path)
-    return CompiledCondition(test=test, facts=tuple(facts_read(cond)))
+    gen = _Gen(fact_types, params)
+    expr = gen.expr(cond, path)
+    namespace: dict[str, Any] = {"__builtins__": {}, **gen.consts}
+    test = eval(f"lambda v: {expr}", namespace)  # safe: see the docstring
+    return CompiledCondition(test=test, facts=tuple(facts_read(cond)), source=expr)
 
 
-def _compile(cond: Condition, types: Mapping[str, FactType], params: Mapping[str, Any],
-             path: tuple[int | str, ...]) -> Test:
-    if isinstance(cond, AllOf):
-        parts = tuple(_compile(c, types, params, (*path, "all", i)) for i, c in enumerate(cond.all))
-        if len(parts) == 2:
-            a, b = parts
-            return lambda v: a(v) and b(v)
-        return lambda v: all(p(v) for p in parts)
-    if isinstance(cond, AnyOf):
-        parts = tuple(_compile(c, types, params, (*path, "any", i)) for i, c in enumerate(cond.any))
-        if len(parts) == 2:
-            a, b = parts
-            return lambda v: a(v) or b(v)
-        return lambda v: any(p(v) for p in parts)
-    if isinstance(cond, Not):
-        inner = _compile(cond.not_, types, params, (*path, "not"))
-        return lambda v: not inner(v)
-    return _compile_leaf(cond, types, params, path)
+class _Gen:
+    """Builds the expression of one condition, collecting its constants."""
+
+    def __init__(self, types: Mapping[str, FactType], params: Mapping[str, Any]) -> None:
+        self.types = types
+        self.params = params
+        self.consts: dict[str, Any] = {}
+        self.temps = 0
+
+    def const(self, value: Any) -> str:
+        name = f"c{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def temp(self) -> str:
+        name = f"_{self.temps}"
+        self.temps += 1
+        return name
+
+    def expr(self, cond: Condition, path: tuple[int | str, ...]) -> str:
+        if isinstance(cond, AllOf):
+            parts = [self.expr(c, (*path, "all", i)) for i, c in enumerate(cond.all)]
+            return "(" + " and ".join(parts) + ")"
+        if isinstance(cond, AnyOf):
+            parts = [self.expr(c, (*path, "any", i)) for i, c in enumerate(cond.any)]
+            return "(" + " or ".join(parts) + ")"
+        if isinstance(cond, Not):
+            return f"(not {self.expr(cond.not_, (*path, 'not'))})"
+        return _leaf_expr(cond, self, path)
 
 
 def resolve(operand: Any, params: Mapping[str, Any], path: tuple[int | str, ...], op: str) -> Any:
@@ -150,8 +168,9 @@ def _check_literal(name: str, ftype: FactType, value: Any, path: tuple[int | str
                                 "older_than_days, after or before")
 
 
-def _compile_leaf(leaf: Leaf, types: Mapping[str, FactType], params: Mapping[str, Any],
-                  path: tuple[int | str, ...]) -> Test:
+def _leaf_expr(leaf: Leaf, gen: _Gen, path: tuple[int | str, ...]) -> str:
+    """One test as an expression; every check of the operand's type against the fact's."""
+    types, params = gen.types, gen.params
     name = leaf.fact
     if name not in types:
         known = ", ".join(sorted(types))
@@ -159,40 +178,37 @@ def _compile_leaf(leaf: Leaf, types: Mapping[str, FactType], params: Mapping[str
     ftype = types[name]
     op = leaf.op
     raw = leaf.operand
+    ref = f"v[{name!r}]"
 
     if op == "present":
-        wanted = bool(raw)
-        return (lambda v: v[name] is not None) if wanted else (lambda v: v[name] is None)
+        return f"{ref} is not None" if raw else f"{ref} is None"
 
     if isinstance(raw, FactRef):
         other = raw.fact
         if other not in types:
             raise ConditionError((*path, op, "fact"), f"unknown fact {other!r}")
         otype = types[other]
+        a, b = gen.temp(), gen.temp()
+        both = f"({a} := {ref}) is not None and ({b} := v[{other!r}]) is not None"
         if op in ("after", "before"):
             if ftype.kind != "date" or otype.kind != "date":
                 raise ConditionError((*path, op), f"{op} compares two date facts; {name!r} is "
                                                   f"{ftype.describe()}, {other!r} is "
                                                   f"{otype.describe()}")
-            cmp = operator.gt if op == "after" else operator.lt
-        elif op in ("equals", "not_equals"):
+            return f"({both} and {a} {'>' if op == 'after' else '<'} {b})"
+        if op in ("equals", "not_equals"):
             if (ftype.kind, ftype.values) != (otype.kind, otype.values) and not (
                 ftype.kind in _NUMERIC and otype.kind in _NUMERIC
             ):
                 raise ConditionError((*path, op), f"cannot compare {name!r} "
                                                   f"({ftype.describe()}) with {other!r} "
                                                   f"({otype.describe()})")
-            cmp = operator.eq if op == "equals" else operator.ne
-        elif op in _ORDER_OPS:
+            return f"({both} and {a} {'==' if op == 'equals' else '!='} {b})"
+        if op in _ORDER_SYMBOLS:
+            symbol = _ORDER_SYMBOLS[op]
             if ftype.kind == "category" and ftype.scale and otype.scale == ftype.scale:
-                rank = {c: i for i, c in enumerate(ftype.scale)}
-                order = _ORDER_OPS[op]
-
-                def by_rank(v: Values) -> bool:
-                    a, b = v[name], v[other]
-                    return a is not None and b is not None and order(rank[a], rank[b])
-
-                return by_rank
+                rank = gen.const({c: i for i, c in enumerate(ftype.scale)})
+                return f"({both} and {rank}[{a}] {symbol} {rank}[{b}])"
             if not (ftype.kind in _NUMERIC and otype.kind in _NUMERIC) and not (
                 ftype.kind == "date" and otype.kind == "date"
             ):
@@ -200,15 +216,8 @@ def _compile_leaf(leaf: Leaf, types: Mapping[str, FactType], params: Mapping[str
                                                   f"categories on the same scale; {name!r} is "
                                                   f"{ftype.describe()}, {other!r} is "
                                                   f"{otype.describe()}")
-            cmp = _ORDER_OPS[op]
-        else:
-            raise ConditionError((*path, op), f"{op} does not take a fact operand")
-
-        def against_fact(v: Values) -> bool:
-            a, b = v[name], v[other]
-            return a is not None and b is not None and bool(cmp(a, b))
-
-        return against_fact
+            return f"({both} and {a} {symbol} {b})"
+        raise ConditionError((*path, op), f"{op} does not take a fact operand")
 
     value = resolve(raw, params, path, op)
 
@@ -219,8 +228,12 @@ def _compile_leaf(leaf: Leaf, types: Mapping[str, FactType], params: Mapping[str
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConditionError((*path, op), f"{op} needs a whole number of days >= 0, "
                                               f"got {value!r}")
-        span = dt.timedelta(days=value)
-        return _days_test(name, span, within=(op == "within_days"))
+        span = gen.const(dt.timedelta(days=value))
+        d = gen.temp()
+        as_of = "v['__as_of__']"
+        if op == "within_days":
+            return f"(({d} := {ref}) is not None and {as_of} - {span} <= {d} <= {as_of})"
+        return f"(({d} := {ref}) is not None and {as_of} - {d} > {span})"
 
     if op in ("after", "before"):
         raise ConditionError((*path, op), f"{op} needs a fact operand: {{fact: NAME}}")
@@ -229,41 +242,28 @@ def _compile_leaf(leaf: Leaf, types: Mapping[str, FactType], params: Mapping[str
         if not isinstance(value, list) or not value:
             raise ConditionError((*path, op), "in needs a non-empty list of values")
         allowed = frozenset(_check_literal(name, ftype, x, path, op) for x in value)
-        return lambda v: v[name] in allowed
+        return f"({ref} in {gen.const(allowed)})"
 
-    literal = _check_literal(name, ftype, value, path, op)
+    literal = gen.const(_check_literal(name, ftype, value, path, op))
+    x = gen.temp()
     if op == "equals":
-        return lambda v: v[name] == literal
+        return f"({ref} == {literal})"
     if op == "not_equals":
-        return lambda v: (x := v[name]) is not None and x != literal
+        return f"(({x} := {ref}) is not None and {x} != {literal})"
 
-    order = _ORDER_OPS[op]
+    symbol = _ORDER_SYMBOLS[op]
     if ftype.kind == "category":
         if not ftype.scale:
             raise ConditionError((*path, op), f"fact {name!r} is a category without a scale; "
                                               f"{op} needs an ordered scale")
-        rank = {c: i for i, c in enumerate(ftype.scale)}
-        if literal not in rank:
-            raise ConditionError((*path, op), f"{literal!r} is not on the scale of {name!r}")
-        threshold = rank[literal]
-        return lambda v: (x := v[name]) is not None and order(rank[x], threshold)
+        rank_of = {c: i for i, c in enumerate(ftype.scale)}
+        threshold = gen.consts[literal]
+        if threshold not in rank_of:
+            raise ConditionError((*path, op), f"{threshold!r} is not on the scale of {name!r}")
+        rank = gen.const(rank_of)
+        level = gen.const(rank_of[threshold])
+        return f"(({x} := {ref}) is not None and {rank}[{x}] {symbol} {level})"
     if ftype.kind not in _NUMERIC:
         raise ConditionError((*path, op), f"{op} tests numbers or ordered categories; "
                                           f"{name!r} is {ftype.describe()}")
-    return lambda v: (x := v[name]) is not None and order(x, literal)
-
-
-def _days_test(name: str, span: dt.timedelta, within: bool) -> Test:
-    as_of_key = "__as_of__"
-    if within:
-        def within_test(v: Values) -> bool:
-            d = v[name]
-            as_of: dt.date = v[as_of_key]
-            return d is not None and as_of - span <= d <= as_of
-        return within_test
-
-    def older_test(v: Values) -> bool:
-        d = v[name]
-        as_of: dt.date = v[as_of_key]
-        return d is not None and (as_of - d) > span
-    return older_test
+    return f"(({x} := {ref}) is not None and {x} {symbol} {literal})"

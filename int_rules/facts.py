@@ -179,6 +179,7 @@ class CompiledFact:
     codelists: tuple[str, ...]
     reads_after_as_of: bool
     evaluate: Callable[[EvalContext], FactResult]
+    may_record: frozenset[str] = frozenset()  # pathway codes a may_record fact asks about
 
 
 # -- window and selection ---------------------------------------------------------------------

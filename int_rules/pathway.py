@@ -435,6 +435,27 @@ class Pathway:
                 out.append(decision)
         return tuple(out)
 
+    def replay_and_allow(
+        self, events: Iterable[tuple[dt.date, str]], as_of: dt.date,
+        date_of_death: dt.date | None, codes: Iterable[str],
+    ) -> tuple[PathwayResult, frozenset[str]]:
+        """:meth:`replay` as of ``as_of``, plus which of ``codes`` may be recorded on that date.
+
+        One ordering and one replay serve both answers (the assessment's hot path, where
+        ``may_record`` facts ask about a few codes); the decisions are exactly
+        :meth:`may_record`'s.
+        """
+        ordered = self._order(events, as_of, date_of_death)
+        base = self._run(ordered)
+        state, entered, history, findings, _, _ = base
+        allowed = frozenset(
+            code for code in codes
+            if (info := self._by_code.get(code)) is not None
+            and self._decide(ordered, code, info, as_of, base).allowed
+        )
+        result = PathwayResult(self.states[state], entered, tuple(history), tuple(findings))
+        return result, allowed
+
     def to_mermaid(self) -> str:
         """The state diagram as Mermaid ``stateDiagram-v2`` source (state changes only)."""
         d = self.definition

@@ -115,7 +115,10 @@ class Rulebook:
     match_groups: MatchGroups
     sha256: str
     overrides: Mapping[str, Any]
-    uses_next_codes: bool
+    #: The codes ``may_record`` facts ask about (the pathway decides only these per record).
+    may_record_codes: frozenset[str]
+    #: (name, evaluate) for every fact in dependency order: the evaluator's loop.
+    fact_plan: tuple[tuple[str, Any], ...]
 
     @property
     def id(self) -> str:
@@ -293,7 +296,7 @@ def load(
         override_locs, problems,
     )
     match = MatchGroups()
-    facts, order, uses_next = _compile_facts(
+    facts, order = _compile_facts(
         facts_file, raw_facts, facts_shown, fact_params, codelists, pathway, match, problems
     )
     problems.raise_if_any()
@@ -338,7 +341,10 @@ def load(
         match_groups=match,
         sha256=digest.hexdigest(),
         overrides=dict(override_values),
-        uses_next_codes=uses_next,
+        may_record_codes=frozenset(
+            code for f in facts.values() if f.may_record for code in f.may_record
+        ),
+        fact_plan=tuple((name, facts[name].evaluate) for name in order),
     )
 
 
@@ -411,7 +417,7 @@ def _compile_facts(
     pathway: Pathway,
     match: MatchGroups,
     problems: _Problems,
-) -> tuple[dict[str, CompiledFact], tuple[str, ...], bool]:
+) -> tuple[dict[str, CompiledFact], tuple[str, ...]]:
     defs = facts_file.facts
     deps: dict[str, list[str]] = {}
     for name, fdef in defs.items():
@@ -424,14 +430,13 @@ def _compile_facts(
                 problems.add(locate(raw, ("facts", name), file),
                              f"fact {name!r} refers to unknown fact {ref!r}", f"facts.{name}")
     if problems.errors:
-        return {}, (), False
+        return {}, ()
 
     order = _topological(deps, raw, file, problems)
     if order is None:
-        return {}, (), False
+        return {}, ()
 
     compiled: dict[str, CompiledFact] = {}
-    uses_next = False
     for name in order:
         fdef = defs[name]
         where = ("facts", name)
@@ -445,10 +450,8 @@ def _compile_facts(
             problems.add(locate(raw, (*where, "when", *ce.path), file), ce.message,
                          f"facts.{name}")
             continue
-        if fdef.kind == "pathway" and fdef.field == "may_record":
-            uses_next = True
         compiled[name] = fact
-    return compiled, tuple(order), uses_next
+    return compiled, tuple(order)
 
 
 class _FactProblem(Exception):
@@ -602,7 +605,8 @@ def _compile_fact(
             def may_record(ctx: EvalContext) -> FactResult:
                 assert ctx.next_codes is not None
                 return bool(codes & ctx.next_codes), ()
-            return CompiledFact(name, FactType("bool"), deps, tuple(ids), False, may_record)
+            return CompiledFact(name, FactType("bool"), deps, tuple(ids), False, may_record,
+                                may_record=codes)
         raise _FactProblem(("field",), f"a pathway fact's field is state, entered, findings or "
                                        f"may_record, got {pfield!r}")
 

@@ -32,17 +32,15 @@ def evaluate_facts(book: Rulebook, record: PatientRecord, as_of: dt.date,
     pathway = book.pathway
     codes = pathway.codes
     pathway_events = [(ev.date, ev.code) for ev in record.events if ev.code in codes]
-    ctx.pathway = (replayed if replayed is not None
-                   else pathway.replay(pathway_events, as_of, record.date_of_death))
-    if book.uses_next_codes:
-        ctx.next_codes = frozenset(
-            d.code for d in pathway.next_codes(pathway_events, as_of, record.date_of_death)
-        )
+    result, allowed = pathway.replay_and_allow(pathway_events, as_of, record.date_of_death,
+                                               book.may_record_codes)
+    ctx.pathway = replayed if replayed is not None else result
+    ctx.next_codes = allowed
     values = ctx.values
     values["__as_of__"] = as_of
     evidence = ctx.evidence
-    for name in book.fact_order:
-        value, items = book.facts[name].evaluate(ctx)
+    for name, evaluate in book.fact_plan:
+        value, items = evaluate(ctx)
         values[name] = value
         if items:
             evidence[name] = items
