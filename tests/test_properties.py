@@ -171,3 +171,13 @@ def test_check_digit_rejects_every_single_digit_change(code: str, data: st.DataO
     if i < len(code) - 1 and code[i] != code[i + 1]:
         swapped = code[:i] + code[i + 1] + code[i] + code[i + 2:]
         assert not is_valid_concept_id(swapped), swapped
+
+
+@given(records())
+def test_one_pass_pathway_answers_equal_the_separate_ones(data: dict[str, Any]) -> None:
+    rec = build(data)
+    pathway = BOOK.pathway
+    events = [(e.date, e.code) for e in rec.events]
+    result, allowed = pathway.replay_and_allow(events, AS_OF, rec.date_of_death, pathway.codes)
+    assert result == pathway.replay(events, AS_OF, rec.date_of_death)
+    assert allowed == {d.code for d in pathway.next_codes(events, AS_OF, rec.date_of_death)}
