@@ -93,6 +93,7 @@ class DecisionFinding:
     rules: tuple[str, ...]
     message: str
     example: Mapping[str, str] | None = None
+    witness: Mapping[str, Any] | None = None  # the example's raw values (dates relative to AS_OF)
 
 
 @dataclass(frozen=True)
@@ -542,9 +543,11 @@ class _Analyser:
         return [r for r in self.rs.rules if r.condition.test(values)]
 
     def add(self, check: Check, rule: CompiledRule | None, rules: Sequence[CompiledRule],
-            message: str, example: Mapping[str, str] | None = None) -> None:
+            message: str, witness: Mapping[str, Any] | None = None) -> None:
+        example = self.example(witness, rules) if witness is not None else None
         self.findings.append(DecisionFinding(check, self.rs.id, rule,
-                                             tuple(r.id for r in rules), message, example))
+                                             tuple(r.id for r in rules), message, example,
+                                             dict(witness) if witness is not None else None))
 
     def not_settled(self, rule: CompiledRule | None, rules: Sequence[CompiledRule],
                     question: str) -> None:
@@ -595,7 +598,7 @@ class _Analyser:
                     self.add("overlap", b, [a, b],
                              f"{a.id} and {b.id} can both fire for one input, but the hit "
                              "policy is 'unique' (the engine raises HitPolicyError for such a "
-                             "record)", self.example(found, [a, b]))
+                             "record)", found)
 
     def _beats(self, rules: Sequence[CompiledRule], i: int, policy: str) -> list[CompiledRule]:
         """The rules that win over ``rules[i]`` when both hold."""
@@ -637,11 +640,10 @@ class _Analyser:
             winner = self._winner(fires, rules, policy)
             word = "an earlier" if policy == "first" else "a higher-priority"
             by = ", ".join(c.id for c in culprits)
-            example = self.example(example_input, [rule, *culprits])
             self.add("subsumed", rule, [rule, *culprits],
                      f"can never fire: whenever its condition holds, {word} "
                      f"rule wins ({by}); in the example {winner.id if winner else by} fires "
-                     "instead", example)
+                     "instead", example_input)
 
         if policy == "priority":
             for i, a in enumerate(live):
@@ -653,7 +655,7 @@ class _Analyser:
                         self.add("priority-tie", b, [a, b],
                                  f"{a.id} and {b.id} have the same priority "
                                  f"({a.definition.priority}) and can both hold; {a.id} wins only "
-                                 "because it comes first in the file", self.example(found, [a, b]))
+                                 "because it comes first in the file", found)
 
     def _winner(self, fired: Sequence[CompiledRule], rules: Sequence[CompiledRule],
                 policy: str) -> CompiledRule | None:
@@ -670,7 +672,7 @@ class _Analyser:
         elif found is not None:
             self.add("gap", None, list(rules),
                      "no rule fires for the example input, but the ruleset is declared "
-                     "complete (complete: true)", self.example(found, list(rules)))
+                     "complete (complete: true)", found)
 
 
 def analyse_ruleset(book: Rulebook, ruleset_id: str, max_nodes: int = DEFAULT_MAX_NODES,

@@ -144,7 +144,7 @@ def _cmd_safety_case(args: argparse.Namespace) -> int:
     log = hazard_log_for(book, args.hazards)
     root = _project_root(args.rules)
     report = lint(args.rules, hazard_log=args.hazards, max_nodes=args.max_nodes,
-                  use_hazard_log=log is not None)
+                  use_hazard_log=log is not None, book=book)
     results = junit_results(args.junit, root) if args.junit is not None else None
     text = render_safety_case(book, log, report, results)
     out: Path = args.out or root / "docs" / "safety" / "safety-case.md"

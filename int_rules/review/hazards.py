@@ -31,7 +31,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import Location, RulesetError
-from ..language.yamlsrc import load_yaml, locate
+from ..language.yamlsrc import locate
+from .fastyaml import read_yaml
 from .findings import Finding
 
 __all__ = [
@@ -164,7 +165,7 @@ def load_hazard_log(path: str | Path, display_name: str | None = None
     p = Path(path)
     shown = display_name or _shown(p)
     try:
-        raw = load_yaml(p, shown)
+        raw = read_yaml(p, shown)
     except RulesetError as exc:
         return None, [Finding.at(exc.location, "hazard-log", "error", exc.message, exc.key)]
     try:

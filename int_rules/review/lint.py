@@ -27,9 +27,10 @@ from typing import Any, Literal
 
 from ..codelists import MANIFEST_NAME, CodelistSet, load_codelists
 from ..errors import CodelistError, Location, RulesetError, RulesetErrors
-from ..language.yamlsrc import LocatedDict, load_yaml, locate
+from ..language.yamlsrc import LocatedDict, locate
 from ..rulebook import Rulebook, default_rulebook_dir, load
 from .analysis import DEFAULT_MAX_NODES, RulesetAnalysis, analyse_rulebook
+from .fastyaml import read_yaml
 from .findings import Finding, Severity, count_by_severity, sort_findings
 from .hazards import (
     HazardRef,
@@ -213,15 +214,15 @@ class _Source:
 def _read(src: _Source, path: Path) -> _File | None:
     shown = _display(path, src.base)
     try:
-        return _File(shown, load_yaml(path, shown))
+        return _File(shown, read_yaml(path, shown))
     except RulesetError as exc:
         check = "duplicate-id" if "appears twice" in exc.message else "load"
         src.add(exc.location, check, exc.message, exc.key)
         return None
 
 
-def _read_source(base: Path) -> _Source:
-    src = _Source(base)
+def _read_source(base: Path, codelists: CodelistSet | None = None) -> _Source:
+    src = _Source(base, codelists=codelists)
     src.manifest = _read(src, base / "rulebook.yaml")
     m = src.manifest.raw if src.manifest else None
     if not isinstance(m, dict):
@@ -243,7 +244,8 @@ def _read_source(base: Path) -> _Source:
     if (p := named("codelists")) is not None:
         cdir = p.resolve()
         try:
-            src.codelists = load_codelists(cdir)
+            if src.codelists is None:
+                src.codelists = load_codelists(cdir)
         except (CodelistError, RulesetError) as exc:
             if isinstance(exc, RulesetError):
                 src.add(exc.location, "codelists", exc.message, exc.key)
@@ -519,9 +521,12 @@ def _load_findings(exc: RulesetError, src: _Source) -> list[Finding]:
     taken = {(f.file, f.line) for f in src.findings if f.severity == "error"}
     pathway_file = src.pathway.shown if src.pathway else None
     out = []
+    yaml_broken = {f.file for f in src.findings if f.message.startswith("invalid YAML")}
     for e in _flatten(exc):
         loc = e.location
         if loc is not None and (loc.file, loc.line) in taken:
+            continue
+        if loc is not None and loc.file in yaml_broken and e.message.startswith("invalid YAML"):
             continue
         check = "pathway" if loc is not None and loc.file == pathway_file else "load"
         if "appears twice" in e.message or "duplicate rule id" in e.message:
@@ -548,7 +553,7 @@ def _analysis_findings(analyses: Sequence[RulesetAnalysis], book: Rulebook) -> l
 def _hit_policy_location(shown: str, book: Rulebook) -> Location | None:
     path = book.directory.resolve().parent / shown
     try:
-        raw = load_yaml(path, shown)
+        raw = read_yaml(path, shown)
     except RulesetError:
         return None
     if isinstance(raw, LocatedDict):
@@ -562,13 +567,15 @@ def lint(
     project_root: str | Path | None = None,
     max_nodes: int = DEFAULT_MAX_NODES,
     use_hazard_log: bool = True,
+    book: Rulebook | None = None,
 ) -> LintReport:
     """Lint the rulebook in ``directory`` (default: the bundled one).
 
     ``hazard_log`` defaults to ``<rulebook>/../docs/safety/hazard-log.yaml`` when that exists;
     ``project_root`` (where the tests named by controls live) defaults to the folder that holds
-    the hazard log's ``docs/``. Raises :class:`~int_rules.errors.RulesetError` only when there
-    is no rulebook at ``directory`` at all.
+    the hazard log's ``docs/``. ``book``: the rulebook already loaded from ``directory`` (saves
+    loading it again). Raises :class:`~int_rules.errors.RulesetError` only when there is no
+    rulebook at ``directory`` at all.
     """
     base = Path(directory) if directory is not None else default_rulebook_dir()
     if base.is_file():
@@ -576,22 +583,24 @@ def lint(
     if not (base / "rulebook.yaml").is_file():
         raise RulesetError(Location(str(base)), "no rulebook here (expected rulebook.yaml in "
                                                 "this folder)")
-    src = _read_source(base)
+    problem: Exception | None = None
+    if book is None:
+        try:
+            book = load(base)
+        except (RulesetError, CodelistError, OSError) as exc:
+            problem = exc
+    src = _read_source(base, book.codelists if book is not None else None)
     rule_ids, hazard_refs = _reference_checks(src)
     findings = list(src.findings)
-
-    book: Rulebook | None = None
-    try:
-        book = load(base)
-    except RulesetError as exc:
-        findings += _load_findings(exc, src)
-    except CodelistError as exc:
+    if isinstance(problem, RulesetError):
+        findings += _load_findings(problem, src)
+    elif isinstance(problem, CodelistError):
         if not any(f.check == "codelists" for f in findings):
-            findings.append(Finding("codelists", "error", str(exc)))
-    except OSError as exc:  # a file the manifest names is missing (reported above as well)
-        if not any(f.check == "load" and "cannot read" in f.message for f in findings):
-            findings.append(Finding("load", "error", f"cannot read {exc.filename}: "
-                                                     f"{exc.strerror}"))
+            findings.append(Finding("codelists", "error", str(problem)))
+    elif isinstance(problem, OSError) and not any(  # a file the manifest names is missing
+            f.check == "load" and "cannot read" in f.message for f in findings):
+        findings.append(Finding("load", "error", f"cannot read {problem.filename}: "
+                                                     f"{problem.strerror}"))
 
     analyses: tuple[RulesetAnalysis, ...] = ()
     if book is not None:
