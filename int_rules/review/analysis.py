@@ -312,7 +312,8 @@ class Abstraction:
                     if isinstance(v, (int, float)) and not isinstance(v, bool)]
             if kind == "int":
                 ints = _int_points(nums, rich) or {0}
-                if _non_negative(fdef):
+                if _non_negative(fdef) or (fdef.kind == "constant" and nums
+                                           and min(nums) >= 0):
                     ints = {i for i in ints if i >= 0} or {0}
                 points = sorted(ints)
             else:

@@ -308,7 +308,7 @@ def _facts_page(book: Rulebook) -> str:
     ff = book.facts_file
     add = [f"# {ff.title}", "", _GENERATED, "",
            "| | |", "| --- | --- |",
-           f"| file | `{book.manifest.facts}` |",
+           f"| file | `{book.directory.resolve().name}/{book.manifest.facts}` |",
            f"| version | {ff.facts_version} |",
            f"| facts | {len(ff.facts)} |", "",
            "A fact is a value worked out from one person's record as of a date; rules test "
