@@ -17,9 +17,10 @@ checked against (``tests/test_durable*.py``). How it works, for one record as of
    (:func:`int_rules.engines.reference.evaluate_facts`, fed the statechart's pathway result).
 3. **Rules.** Every YAML rule is compiled to a durable_rules rule over one *fact* per record
    that carries the fact values its rules read: dates as whole days from ``as_of``, facts with
-   no value as absent fields. Conditions compile to durable_rules' JSON operators with the
-   reference's two-valued logic (a test of a missing field is false; ``not`` is pushed down to
-   the leaves by De Morgan and each negated leaf becomes "absent, or present and failing").
+   no value as absent fields, ordered categories also as their rank on the scale. Conditions
+   compile to durable_rules' JSON operators with the reference's two-valued logic (a test of a
+   missing field is false; ``not`` is pushed down to the leaves by De Morgan and each negated
+   leaf becomes "absent, or present and failing").
    Each rule's action records its rule id; because the record is a fact, every matching rule
    fires. Each ruleset's hit policy is then applied to the fired set in declared order
    (``collect``: all; ``first``: the first; ``unique``: an error if more than one;
@@ -48,6 +49,9 @@ this module does about each:
   cannot hold together) and packs the rules into as many durable rulesets as needed; a
   single rule that alone could overflow it is a :class:`~int_rules.errors.RulesetError`
   naming the rule.
+* A pattern may hold at most 15 ``$and``/``$or`` operators (error 113 when the ruleset is
+  created): negations are written flat, and a rule that still has more is split into several
+  patterns whose union is its condition, all recording the same rule id.
 * There is no date type: dates are integer day offsets from ``as_of``.
 * ``$neq`` does not match a missing field, and comparing with a missing field of the same
   message is *true*: "not equal" compiles to present-and-different explicitly, and every
@@ -105,8 +109,9 @@ INSTALL_HINT = "pip install 'int_rules[durable]'"
 
 #: durable_rules walks its alpha network with a stack of this many entries (MAX_STACK_SIZE).
 STACK_LIMIT = 64
-#: The most fact fields one message carries (durable_rules sorts properties with byte counters).
-MAX_FIELDS = 200
+#: The most facts one message carries: with rank fields at most twice as many properties,
+#: well under 255 (durable_rules sorts a message's properties with byte-sized counters).
+MAX_FIELDS = 100
 #: durable_rules allows at most this many $and/$or operators in one pattern (error 113 above).
 MAX_COMPOSITES = 15
 #: The most durable_rules patterns one YAML rule may be split into (see _split).
@@ -211,10 +216,7 @@ _INVERSE = {"$lt": "$gte", "$lte": "$gt", "$gt": "$lte", "$gte": "$lt", "$eq": "
             "$neq": "$eq"}
 _ORDER_JSON = {"at_least": "$gte", "at_most": "$lte", "greater_than": "$gt",
                "less_than": "$lt", "after": "$gt", "before": "$lt"}
-_ORDER_PY: dict[str, Callable[[int, int], bool]] = {
-    "at_least": lambda a, b: a >= b, "at_most": lambda a, b: a <= b,
-    "greater_than": lambda a, b: a > b, "less_than": lambda a, b: a < b,
-}
+_ORDER_OPS = frozenset({"at_least", "at_most", "greater_than", "less_than"})
 
 
 def _all(parts: Iterable[Expr]) -> Expr:
@@ -256,7 +258,14 @@ def _unique(values: Iterable[Any]) -> list[Any]:
 
 
 class _ConditionCompiler:
-    """Compiles ``when`` trees to durable_rules expressions with the reference's semantics."""
+    """Compiles ``when`` trees to durable_rules expressions with the reference's semantics.
+
+    ``not`` is pushed down to the leaves (De Morgan). A plain leaf holds only when its fact is
+    present; a negated leaf is ``$or`` of "absent" and the tests that hold when the fact is
+    present and the leaf fails, written flat where possible because durable_rules allows
+    only :data:`MAX_COMPOSITES` ``$and``/``$or`` operators in a pattern. Ordered categories
+    are compared by their rank on the scale, sent as a second field (``r_<fact>``).
+    """
 
     def __init__(self, types: Mapping[str, FactType]) -> None:
         self.types = types
@@ -270,6 +279,7 @@ class _ConditionCompiler:
             return _all(parts) if negate else _any(parts)
         if isinstance(cond, Not):
             return self.compile(cond.not_, params, not negate)
+        assert isinstance(cond, Leaf), "named conditions are expanded when the rulebook loads"
         return self._leaf(cond, params, negate)
 
     def _leaf(self, leaf: Leaf, params: Mapping[str, Any], negate: bool) -> Expr:
@@ -279,11 +289,9 @@ class _ConditionCompiler:
         ex: Expr = {"$ex": {k: 1}}
         nex: Expr = {"$nex": {k: 1}}
 
-        def eq_any(values: Sequence[Any]) -> Expr:
-            return _any({k: v} for v in values)
-
-        def neq_all(values: Sequence[Any]) -> Expr:
-            return _all([ex, *({"$neq": {k: v}} for v in values)])
+        def test(pos: Expr, failing: Sequence[Expr]) -> Expr:
+            """``pos``; or, negated, absent or one of ``failing`` (present and failing)."""
+            return _any([nex, *failing]) if negate else pos
 
         if op == "present":
             return ex if bool(raw) != negate else nex
@@ -293,51 +301,51 @@ class _ConditionCompiler:
         if op in ("within_days", "older_than_days"):
             n = int(value)
             if op == "within_days":  # as_of - n <= date <= as_of, i.e. -n <= offset <= 0
-                pos = _all([{"$gte": {k: -n}}, {"$lte": {k: 0}}])
-                neg = _any([nex, {"$lt": {k: -n}}, {"$gt": {k: 0}}])
-            else:  # as_of - date > n, i.e. offset < -n
-                pos = {"$lt": {k: -n}}
-                neg = _any([nex, {"$gte": {k: -n}}])
-            return neg if negate else pos
-        if op == "in":
-            values = _unique(value)
-            return _any([nex, neq_all(values)]) if negate else eq_any(values)
-        if op == "equals":
-            return _any([nex, neq_all([value])]) if negate else {k: value}
-        if op == "not_equals":
-            return _any([nex, {k: value}]) if negate else neq_all([value])
+                return test(_all([{"$gte": {k: -n}}, {"$lte": {k: 0}}]),
+                            [{"$lt": {k: -n}}, {"$gt": {k: 0}}])
+            return test({"$lt": {k: -n}}, [{"$gte": {k: -n}}])  # as_of - date > n
+        if op in ("equals", "not_equals", "in"):
+            values = _unique(value) if op == "in" else [value]
+            domain = _domain(ftype)
+            if op == "not_equals":  # present and different, explicitly
+                return test(_all([ex, {"$neq": {k: value}}]), [{k: value}])
+            if domain is not None:  # the other values of a closed domain, flat
+                others = [v for v in domain if v not in values]
+                return test(_any({k: v} for v in values), [{k: v} for v in others])
+            return test(_any({k: v} for v in values),
+                        [_all({"$neq": {k: v}} for v in values)])
         # at_least / at_most / greater_than / less_than
+        jop = _ORDER_JSON[op]
         if ftype.kind == "category":
             assert ftype.scale is not None
-            rank = {c: i for i, c in enumerate(ftype.scale)}
-            holds = [c for c in ftype.scale if _ORDER_PY[op](rank[c], rank[value])]
-            return _any([nex, neq_all(holds)]) if negate else eq_any(holds)
-        jop = _ORDER_JSON[op]
-        return _any([nex, {_INVERSE[jop]: {k: value}}]) if negate else {jop: {k: value}}
+            k, value = _rank_key(name), ftype.scale.index(value)
+            nex = {"$nex": {k: 1}}
+        return test({jop: {k: value}}, [{_INVERSE[jop]: {k: value}}])
 
     def _against_fact(self, name: str, ftype: FactType, op: str, other: str,
                       negate: bool) -> Expr:
-        a, b = _fact_key(name), _fact_key(other)
-        ex_a: Expr = {"$ex": {a: 1}}
-        ex_b: Expr = {"$ex": {b: 1}}
-        nex_a: Expr = {"$nex": {a: 1}}
-        nex_b: Expr = {"$nex": {b: 1}}
-        # Either missing: the test is false (and exactly one of these alternatives holds).
-        missing = _any([nex_a, _all([ex_a, nex_b])])
-        if op in _ORDER_PY and ftype.kind == "category":
-            assert ftype.scale is not None
-            rank = {c: i for i, c in enumerate(ftype.scale)}
-            pairs = [(x, y) for x in ftype.scale for y in ftype.scale]
-            hold = [p for p in pairs if _ORDER_PY[op](rank[p[0]], rank[p[1]])]
-            fail = [p for p in pairs if p not in hold]
-            if negate:
-                return _any([missing, *(_all([{a: x}, {b: y}]) for x, y in fail)])
-            return _any(_all([{a: x}, {b: y}]) for x, y in hold)
+        ranked = op in _ORDER_OPS and ftype.kind == "category"
+        a, b = (_rank_key(name), _rank_key(other)) if ranked else (_fact_key(name),
+                                                                  _fact_key(other))
         jop = {"equals": "$eq", "not_equals": "$neq"}.get(op) or _ORDER_JSON[op]
         ref = {"$m": b}
-        if negate:
-            return _any([missing, _all([ex_a, ex_b, _cmp(_INVERSE[jop], a, ref)])])
-        return _all([ex_a, ex_b, _cmp(jop, a, ref)])
+        if negate:  # either absent, or both present and the comparison fails
+            return _any([{"$nex": {a: 1}}, {"$nex": {b: 1}}, _cmp(_INVERSE[jop], a, ref)])
+        # durable_rules finds a comparison with an absent field of the same message *true*.
+        return _all([{"$ex": {a: 1}}, {"$ex": {b: 1}}, _cmp(jop, a, ref)])
+
+
+def _domain(ftype: FactType) -> tuple[Any, ...] | None:
+    """Every value a fact of this type can take, when that is a closed set."""
+    if ftype.kind == "bool":
+        return (True, False)
+    if ftype.kind == "category" and ftype.values:
+        return ftype.values
+    return None
+
+
+def _rank_key(name: str) -> str:
+    return f"r_{name}"
 
 
 def _finish(expr: Expr, kind: str) -> dict[str, Any]:
@@ -363,17 +371,24 @@ def _composites(expr: Any) -> int:
 def _split(pattern: dict[str, Any]) -> list[dict[str, Any]]:
     """One or more patterns whose union is ``pattern``, each with at most
     :data:`MAX_COMPOSITES` ``$and``/``$or`` operators: the biggest ``$or`` directly under the
-    top ``$and`` is distributed over it, one pattern per branch, until each fits."""
-    if _composites(pattern) <= MAX_COMPOSITES:
-        return [pattern]
-    items = pattern["$and"]
-    ors = [i for i, item in enumerate(items) if set(item) == {"$or"}]
-    at = max(ors, key=lambda i: _composites(items[i]))
+    top ``$and`` is distributed over it, one pattern per branch, until each fits. Stops (with
+    more than :data:`MAX_VARIANTS` patterns) as soon as that many are needed."""
     out: list[dict[str, Any]] = []
-    for branch in items[at]["$or"]:
-        variant = _all([*items[:at], branch, *items[at + 1:]])
-        assert isinstance(variant, dict)
-        out.extend(_split(variant))
+    todo = [pattern]
+    while todo:
+        current = todo.pop()
+        if _composites(current) <= MAX_COMPOSITES:
+            out.append(current)
+            continue
+        if len(out) + len(todo) > MAX_VARIANTS:
+            return [*out, *todo, current]
+        items = current["$and"]
+        at = max((i for i, item in enumerate(items) if set(item) == {"$or"}),
+                 key=lambda i: _composites(items[i]))
+        for branch in reversed(items[at]["$or"]):
+            variant = _all([*items[:at], branch, *items[at + 1:]])
+            assert isinstance(variant, dict)
+            todo.append(variant)
     return out
 
 
@@ -500,14 +515,16 @@ def _stack_bound(rules: Mapping[str, Mapping[str, Any]]) -> int:
     return model.stack_bound()
 
 
-def _check_hashes(names: Iterable[str], where: Location | None, what: str) -> None:
+def _check_hashes(keys: Mapping[str, str], where: Location | None) -> None:
+    """Error if two message properties (``keys``: property name -> what it is) share a hash."""
     seen: dict[int, str] = {}
-    for name in names:
-        other = seen.setdefault(_fnv1a(name), name)
-        if other != name:
-            raise RulesetError(where, f"{what}: durable_rules cannot tell {other!r} from "
-                                      f"{name!r} (their 32-bit FNV-1a hashes are equal); "
-                                      "rename one of them to use the durable engine")
+    for key in keys:
+        other = seen.setdefault(_fnv1a(key), key)
+        if other != key:
+            raise RulesetError(where, f"durable_rules cannot tell {keys[other]} from "
+                                      f"{keys[key]}: their property names {other!r} and {key!r} "
+                                      "have the same 32-bit FNV-1a hash, which is how it matches "
+                                      "them; rename one to use the durable engine")
 
 
 # -- the compiled rulebook --------------------------------------------------------------------
@@ -519,7 +536,8 @@ class _Part:
 
     name: str
     rule_ids: tuple[str, ...]
-    fields: tuple[tuple[str, str, str], ...]  # (fact, '"key":', value kind)
+    #: (fact, '"key":', value kind, rank of each category for a "rank" field)
+    fields: tuple[tuple[str, str, str, Mapping[str, int] | None], ...]
 
 
 @dataclass(frozen=True)
@@ -540,6 +558,7 @@ class _Run:
     fired: set[str] = field(default_factory=set)
     moves: list[tuple[int, _Cell]] = field(default_factory=list)
     same_day: set[tuple[int, int]] = field(default_factory=set)
+    opened: set[str] = field(default_factory=set)  # rulesets where an action has run
     errors: list[BaseException] = field(default_factory=list)
 
 
@@ -589,6 +608,7 @@ class _CompiledBook:
         compiler = _ConditionCompiler(types)
         order = {name: i for i, name in enumerate(book.fact_order)}
         anchor = {_KIND: _FACTS}
+        facts_file = Location(f"{book.directory.name}/{book.manifest.facts}")
         bins: list[list[tuple[CompiledRule, list[dict[str, Any]]]]] = []
         for rs in book.rulesets:
             for rule in rs.rules:
@@ -621,17 +641,24 @@ class _CompiledBook:
         for n, members in enumerate(bins, start=1):
             name = "rules" if n == 1 else f"rules_{n}"
             facts = sorted({f for rule, _ in members for f in _reads(rule)}, key=order.__getitem__)
-            where = members[0][0].location
-            _check_hashes([_KIND, "sid", "id", "$s", *map(_fact_key, facts)], where,
-                          f"facts read by durable ruleset {name!r}")
+            keys = {k: "a reserved property" for k in (_KIND, "sid", "id", "$s")}
+            keys.update({_fact_key(f): f"fact {f!r}" for f in facts})
+            keys.update({_rank_key(f): f"the rank of fact {f!r}" for f in facts})
+            _check_hashes(keys, facts_file)
             rules = _bin_rules(members, anchor)
             for rule, variants in members:
                 for key in _variant_names(rule.id, len(variants)):
                     rules[key]["run"] = self._action(_fire(rule.id))
             rules[_ANCHOR]["run"] = self._action(_nothing)
             self._register(name, rules)
-            fields = tuple((f, f"{json.dumps(_fact_key(f))}:", types[f].kind) for f in facts)
-            parts.append(_Part(name, tuple(r.id for r, _ in members), fields))
+            fields: list[tuple[str, str, str, Mapping[str, int] | None]] = []
+            for f in facts:
+                fields.append((f, f"{json.dumps(_fact_key(f))}:", types[f].kind, None))
+                scale = types[f].scale
+                if types[f].kind == "category" and scale:
+                    ranks = {c: i for i, c in enumerate(scale)}
+                    fields.append((f, f"{json.dumps(_rank_key(f))}:", "rank", ranks))
+            parts.append(_Part(name, tuple(r.id for r, _ in members), tuple(fields)))
         return tuple(parts)
 
     def _compile_pathway(self, pathway: Pathway) -> None:
@@ -777,13 +804,25 @@ class _CompiledBook:
                 raise run.errors[0] from exc
             raise DurableEngineError(f"patient {patient_id!r}: durable_rules failed in ruleset "
                                      f"{ruleset!r}: {exc}") from exc
+        run.opened.add(ruleset)  # every handled message runs an action (anchor or chart)
         if run.errors:
             raise run.errors[0]
 
-    def _delete(self, ruleset: str, sid: str) -> None:
-        # A session that was never created (its first message failed) raises: ignore that.
+    def _close(self, run: _Run, ruleset: str, method: str, opener: str) -> None:
+        """Delete this call's session of ``ruleset``.
+
+        durable_rules crashes the process when deleting a session in which no action ever
+        ran, which is the case when the session's first message failed. Such a session is
+        first sent ``opener`` (a message only the anchor or the chart's start matches); if
+        even that fails, the session is left rather than risk the crash.
+        """
+        if ruleset not in run.opened:
+            try:
+                getattr(self._host, method)(ruleset, opener)
+            except Exception:
+                return
         with contextlib.suppress(self._dre.error):
-            self._host.delete_state(ruleset, sid)
+            self._host.delete_state(ruleset, run.sid)
 
     def _replay(self, patient_id: str, ordered: list[tuple[dt.date, int, str, str]],
                 as_of: dt.date) -> PathwayResult:
@@ -791,9 +830,9 @@ class _CompiledBook:
             return PathwayResult(self._initial, None, (), ())
         run = self._session()
         sid = run.sid
+        begin = f'{{"sid":"{sid}","{_KIND}":"{_BEGIN}"}}'
         try:
-            self._call(run, patient_id, "pathway", "post_text",
-                       f'{{"sid":"{sid}","{_KIND}":"{_BEGIN}"}}')
+            self._call(run, patient_id, "pathway", "post_text", begin)
             for i, (_, _, _, step) in enumerate(ordered):
                 self._call(run, patient_id, "pathway", "post_text",
                            f'{{"sid":"{sid}","{_KIND}":"{_STEP}","i":{i},"step":"{step}"}}')
@@ -809,9 +848,10 @@ class _CompiledBook:
                     self._call(run, patient_id, "pathway_same_day", "assert_texts",
                                "[" + ",".join(facts) + "]")
                 finally:
-                    self._delete("pathway_same_day", sid)
+                    self._close(run, "pathway_same_day", "assert_text",
+                                f'{{"sid":"{sid}","{_KIND}":"{_DAY}"}}')
         finally:
-            self._delete("pathway", sid)
+            self._close(run, "pathway", "post_text", begin)
             self._run = None
 
         if [i for i, _ in run.moves] != list(range(len(ordered))):
@@ -853,7 +893,8 @@ class _CompiledBook:
                 try:
                     self._call(run, record.patient_id, part.name, "assert_text", text)
                 finally:
-                    self._delete(part.name, sid)
+                    self._close(run, part.name, "assert_text",
+                                f'{{"sid":"{sid}","{_KIND}":"{_FACTS}"}}')
             fired = run.fired
         finally:
             self._run = None
@@ -868,12 +909,14 @@ def _encode(part: _Part, values: Mapping[str, Any], as_of: dt.date, sid: str,
             patient_id: str) -> str:
     """The record's fact for one durable ruleset, as JSON text."""
     out = [f'{{"sid":"{sid}","{_KIND}":"{_FACTS}"']
-    for name, key, kind in part.fields:
+    for name, key, kind, ranks in part.fields:
         value = values[name]
         if value is None:
             continue  # no value: an absent field
         if kind == "date":
             text = str((value - as_of).days)
+        elif ranks is not None:
+            text = str(ranks[value])
         elif kind in ("category", "text"):
             text = json.dumps(value)
         elif kind == "bool":
