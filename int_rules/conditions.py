@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .facts import FactType
-from .language.schema import AllOf, AnyOf, Condition, FactRef, Leaf, Not, ParamRef
+from .language.schema import AllOf, AnyOf, Condition, ConditionRef, FactRef, Leaf, Not, ParamRef
 
 __all__ = ["CompiledCondition", "ConditionError", "compile_condition", "facts_read", "leaves"]
 
@@ -55,6 +55,8 @@ def leaves(cond: Condition) -> list[Leaf]:
         return [leaf for c in cond.all for leaf in leaves(c)]
     if isinstance(cond, AnyOf):
         return [leaf for c in cond.any for leaf in leaves(c)]
+    if isinstance(cond, ConditionRef):
+        return []  # expanded at load; an unexpanded reference has no leaves of its own
     return leaves(cond.not_)
 
 
@@ -124,6 +126,9 @@ class _Gen:
             return "(" + " or ".join(parts) + ")"
         if isinstance(cond, Not):
             return f"(not {self.expr(cond.not_, (*path, 'not'))})"
+        if isinstance(cond, ConditionRef):
+            raise ConditionError((*path, "condition"), "named conditions ({condition: NAME}) "
+                                                       "belong in a ruleset's rules, not here")
         return _leaf_expr(cond, self, path)
 
 

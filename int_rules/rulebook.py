@@ -37,8 +37,13 @@ from .facts import (
     select,
 )
 from .language.schema import (
+    AllOf,
+    AnyOf,
+    Condition,
+    ConditionRef,
     FactDef,
     FactsFile,
+    Not,
     OverridesFile,
     Parameter,
     RulebookManifest,
@@ -778,6 +783,15 @@ def _compile_ruleset(
     problems: _Problems,
 ) -> CompiledRuleset:
     rules: list[CompiledRule] = []
+    named = dict(model.conditions)
+    for cname, ccond in named.items():  # check each named condition where it is written
+        at: tuple[int | str, ...] = ("conditions", cname)
+        try:
+            compile_condition(_expand(ccond, named, (), (cname,)), fact_types, params)
+        except ConditionError as ce:
+            problems.add(locate(raw, (*at, *ce.path), file), ce.message, f"condition {cname}")
+    if problems.errors:
+        return CompiledRuleset(model, file, params, ())
     for i, rule in enumerate(model.rules):
         where = ("rules", i)
         loc = locate(raw, where, file)
@@ -793,12 +807,40 @@ def _compile_ruleset(
             _check_output(model, key, value, codelists, raw, (*where, "then", key), file, label,
                           problems)
         try:
+            if named:
+                rule = rule.model_copy(update={"when": _expand(rule.when, named, (), ())})
             cond = compile_condition(rule.when, fact_types, params)
         except ConditionError as ce:
             problems.add(locate(raw, (*where, "when", *ce.path), file), ce.message, label)
             continue
         rules.append(CompiledRule(model.ruleset, rule, cond, loc))
     return CompiledRuleset(model, file, params, tuple(rules))
+
+
+def _expand(cond: Condition, named: Mapping[str, Condition], path: tuple[int | str, ...],
+            trail: tuple[str, ...]) -> Condition:
+    """``cond`` with every ``{condition: NAME}`` replaced by the named condition itself."""
+    if isinstance(cond, ConditionRef):
+        name = cond.condition
+        if name not in named:
+            known = ", ".join(sorted(named)) or "none"
+            raise ConditionError((*path, "condition"), f"unknown condition {name!r} (this "
+                                                       f"ruleset's named conditions: {known})")
+        if name in trail:
+            cycle = " -> ".join((*trail[trail.index(name):], name))
+            raise ConditionError((*path, "condition"), f"named conditions refer to each other "
+                                                       f"in a cycle: {cycle}")
+        return _expand(named[name], named, path, (*trail, name))
+    # model_construct: the parts are validated models already.
+    if isinstance(cond, AllOf):
+        return AllOf.model_construct(all=[_expand(c, named, (*path, "all", i), trail)
+                                          for i, c in enumerate(cond.all)])
+    if isinstance(cond, AnyOf):
+        return AnyOf.model_construct(any=[_expand(c, named, (*path, "any", i), trail)
+                                          for i, c in enumerate(cond.any)])
+    if isinstance(cond, Not):
+        return Not.model_construct(not_=_expand(cond.not_, named, (*path, "not"), trail))
+    return cond
 
 
 def _check_output(model: RulesetFile, key: str, value: Any, codelists: CodelistSet, raw: Any,

@@ -227,3 +227,41 @@ def test_hit_policies(tmp_path: Path) -> None:
 def test_pathway_state_fact_comes_from_replay(facts_book: Rulebook) -> None:
     assert values(facts_book, record())["state"] == "not_identified"
     assert values(facts_book, record((ENROL, "2025-01-01")))["state"] == "on_caseload"
+
+
+NAMED = """  - id: TST-001
+    title: t
+    when: {all: [{condition: recent_cga}, {fact: age, at_least: 80}]}
+    then: {flag: a}
+    provenance: guidance
+    cite: {source: 001_0d4f5c8ba846d66c.txt, section: S, quote: q}
+  - id: TST-002
+    title: t
+    when: {not: {condition: recent_cga}}
+    then: {flag: b}
+    provenance: guidance
+    cite: {source: 001_0d4f5c8ba846d66c.txt, section: S, quote: q}
+"""
+
+
+def named_book(tmp_path: Path, conditions: str) -> Rulebook:
+    text = ruleset("t", NAMED, OUT).replace("outputs:", f"conditions:\n{conditions}outputs:")
+    return make_book(tmp_path, FACTS, {"t": text})
+
+
+def test_named_conditions_expand_where_used(tmp_path: Path) -> None:
+    book = named_book(tmp_path, "  recent_cga: {fact: cga_recent, equals: true}\n")
+    assert book.assess(record((CGA, "2026-11-01")), AS_OF).rule_ids == ("TST-001",)
+    assert book.assess(record(), AS_OF).rule_ids == ("TST-002",)
+    assert "cga_recent" in book.rule("TST-002").condition.facts
+
+
+def test_named_condition_errors_are_located(tmp_path: Path) -> None:
+    from int_rules import RulesetError
+
+    with pytest.raises(RulesetError, match=r"t\.yaml:\d+:\d+: rule TST-001: unknown condition 'recent_cga'"):
+        named_book(tmp_path / "a", "  other: {fact: cga_recent, equals: true}\n")
+    with pytest.raises(RulesetError, match=r"t\.yaml:10:\d+: condition recent_cga: unknown fact 'nope'"):
+        named_book(tmp_path / "b", "  recent_cga: {fact: nope, equals: true}\n")
+    with pytest.raises(RulesetError, match="cycle: recent_cga -> again -> recent_cga"):
+        named_book(tmp_path / "c", "  recent_cga: {condition: again}\n  again: {condition: recent_cga}\n")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .schema import AllOf, AnyOf, Condition, FactRef, Leaf, Not, ParamRef
+from .schema import AllOf, AnyOf, Condition, ConditionRef, FactRef, Leaf, Not, ParamRef
 
 __all__ = ["describe_condition", "describe_leaf", "format_value"]
 
@@ -76,6 +76,8 @@ def describe_condition(cond: Condition, params: Mapping[str, Any], nested: bool 
         return describe_leaf(cond, params)
     if isinstance(cond, Not):
         return f"NOT ({describe_condition(cond.not_, params)})"
+    if isinstance(cond, ConditionRef):
+        return f"the condition '{cond.condition}'"
     parts, joiner = (cond.all, " AND ") if isinstance(cond, AllOf) else (cond.any, " OR ")
     assert isinstance(cond, (AllOf, AnyOf))
     text = joiner.join(describe_condition(c, params, nested=True) for c in parts)

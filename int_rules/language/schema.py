@@ -34,6 +34,7 @@ __all__ = [
     "AnyOf",
     "Citation",
     "Condition",
+    "ConditionRef",
     "FactDef",
     "FactRef",
     "FactsFile",
@@ -186,14 +187,26 @@ class Not(BaseModel):
     not_: Condition = Field(alias="not")
 
 
+class ConditionRef(BaseModel):
+    """A use of one of the ruleset's named ``conditions``: ``{condition: NAME}``.
+
+    Expanded at load, so engines, docs and lint see the condition itself; naming it once keeps
+    a condition that several rules share from drifting apart when one copy is edited.
+    """
+
+    model_config = _STRICT
+    condition: str
+
+
 def _condition_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         for key in ("all", "any", "not"):
             if key in value:
                 return key
-        return "leaf"
+        return "ref" if "condition" in value else "leaf"
     if isinstance(value, BaseModel):
-        return {AllOf: "all", AnyOf: "any", Not: "not", Leaf: "leaf"}.get(type(value))
+        kinds = {AllOf: "all", AnyOf: "any", Not: "not", Leaf: "leaf", ConditionRef: "ref"}
+        return kinds.get(type(value))
     return None
 
 
@@ -201,12 +214,13 @@ Condition = Annotated[
     Annotated[AllOf, Tag("all")]
     | Annotated[AnyOf, Tag("any")]
     | Annotated[Not, Tag("not")]
-    | Annotated[Leaf, Tag("leaf")],
+    | Annotated[Leaf, Tag("leaf")]
+    | Annotated[ConditionRef, Tag("ref")],
     Discriminator(
         _condition_kind,
         custom_error_type="condition",
-        custom_error_message="a condition must be {all: [...]}, {any: [...]}, {not: ...} "
-        "or {fact: NAME, <operator>: VALUE}",
+        custom_error_message="a condition must be {all: [...]}, {any: [...]}, {not: ...}, "
+        "{condition: NAME} or {fact: NAME, <operator>: VALUE}",
     ),
 ]
 
@@ -328,6 +342,10 @@ class RulesetFile(BaseModel):
     )
     description: str = Field(min_length=1)
     parameters: dict[Identifier, Parameter] = Field(default_factory=dict)
+    conditions: dict[Identifier, Condition] = Field(
+        default_factory=dict,
+        description="Named conditions rules share, used as {condition: NAME}",
+    )
     outputs: dict[Identifier, OutputDef] = Field(min_length=1)
     rules: list[RuleDef] = Field(min_length=1)
 
@@ -361,6 +379,8 @@ class OverridesFile(BaseModel):
 
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
+ConditionRef.model_rebuild()
 Not.model_rebuild()
 FactDef.model_rebuild()
 RuleDef.model_rebuild()
+RulesetFile.model_rebuild()
