@@ -59,6 +59,20 @@ def test_every_rule_is_a_row_with_plain_english_provenance_quote_and_hazards(
             assert p.provenance in line and " ".join(p.why.split())[:40] in line
 
 
+def test_named_conditions_are_shown_in_full_in_each_rule_and_once_by_name(
+        tmp_path: Path) -> None:
+    rules = copy_rulebook(tmp_path)
+    path = add_ruleset(rules, "toy", "collect", [
+        rule("TOY-010", {"all": [{"condition": "old"}, {"fact": "toy_care_home",
+                                                        "equals": True}]}, {"level": "a"})])
+    edit_yaml(path, lambda d: d.update(
+        {"conditions": {"old": {"fact": "toy_age", "at_least": 80}}}))
+    page = render_reference(load(rules))["toy.md"]
+    row = next(x for x in page.splitlines() if "**TOY-010**" in x)
+    assert "toy_age is at least 80 AND toy_care_home is true" in row
+    assert "| `old` | toy_age is at least 80 | TOY-010 |" in page
+
+
 def test_unverified_codes_are_marked_prominently(pages: dict[str, str]) -> None:
     book = bundled()
     page = pages["codelists.md"]

@@ -142,6 +142,28 @@ def test_fact_read_only_through_a_derived_fact_is_used(tmp_path: Path) -> None:
     assert "facts.toy_old" not in unused and "facts.toy_age" not in unused
 
 
+def test_named_conditions_count_as_use_and_unused_ones_are_warned(tmp_path: Path) -> None:
+    rules = copy_rulebook(tmp_path)
+    path = add_ruleset(rules, "toy", "collect", [
+        rule("TOY-010", {"condition": "frail"}, {"level": "a"})])
+    edit_yaml(path, lambda d: d.update({"conditions": {
+        "frail": {"fact": "toy_frailty", "equals": {"param": "worst"}},
+        "spare": {"fact": "toy_care_home", "equals": True},
+    }, "parameters": {"worst": {"value": "severe", "provenance": "assumption",
+                                "why": "a toy threshold"}}}))
+    report = run(rules)
+    assert not report.errors, report.text()
+    unused = {f.key for f in report.of("unused-fact")}
+    assert "facts.toy_frailty" not in unused  # read through the named condition
+    assert not any(f.key == "parameters.worst" for f in report.of("unused-parameter"))
+    (f,) = report.of("unused-condition")
+    assert f.key == "conditions.spare" and f.severity == "warning"
+    # a fact misspelt inside a named condition is reported where it is written
+    edit_yaml(path, lambda d: d["conditions"]["frail"].update({"fact": "toy_frailtee"}))
+    (u,) = [f for f in run(rules).of("unknown-fact") if f.key == "condition frail"]
+    assert u.file == "rulesets/toy.yaml" and u.line is not None
+
+
 def test_unused_codelist(tmp_path: Path) -> None:
     rules = copy_rulebook(tmp_path)
     # a code from a list the rules read, so only the new list is unused

@@ -27,7 +27,18 @@ from typing import Any
 from ..codelists import Codelist
 from ..errors import IntRulesError
 from ..language.plain import describe_condition, format_value
-from ..language.schema import Citation, FactDef, OutputDef, Parameter, ParamRef, RuleDef
+from ..language.schema import (
+    AllOf,
+    AnyOf,
+    Citation,
+    ConditionRef,
+    FactDef,
+    Not,
+    OutputDef,
+    Parameter,
+    ParamRef,
+    RuleDef,
+)
 from ..pathway_doc import render_pathway_markdown
 from ..rulebook import CompiledRuleset, Rulebook
 from .hazards import LoadedHazardLog
@@ -283,12 +294,34 @@ def _ruleset_page(rs: CompiledRuleset, book: Rulebook, linked: bool) -> str:
     prio_sep = " --- |" if d.hit_policy == "priority" else ""
     add += [f"| id{prio_head} | rule | when | then | provenance | guidance | hazards |",
             f"| --- |{prio_sep} --- | --- | --- | --- | --- | --- |"]
-    for rule in d.rules:
-        add.append(_rule_row(rule, rs, book, linked))
+    for cr in rs.rules:  # compiled: named conditions are expanded in each row
+        add.append(_rule_row(cr.definition, rs, book, linked))
     add.append("")
+    if d.conditions:
+        add += ["## Named conditions", "",
+                "Conditions several rules share, defined once; each rule above shows them in "
+                "full.", "", "| name | condition | used by |", "| --- | --- | --- |"]
+        for name, cond in d.conditions.items():
+            users = [r.id for r in d.rules if _uses_condition(r.when, name)]
+            add.append(f"| `{name}` | {_cell(describe_condition(cond, rs.params))} | "
+                       f"{', '.join(users) or '—'} |")
+        add.append("")
     counts = {p: sum(1 for r in d.rules if r.provenance == p) for p in PROVENANCE_WORDS}
     add += ["Rules by provenance: " + ", ".join(f"{p} {n}" for p, n in counts.items()) + ".", ""]
     return "\n".join(add)
+
+
+def _uses_condition(cond: Any, name: str) -> bool:
+    """Whether a condition (as written) uses the named condition ``name``."""
+    if isinstance(cond, ConditionRef):
+        return cond.condition == name
+    if isinstance(cond, AllOf):
+        return any(_uses_condition(c, name) for c in cond.all)
+    if isinstance(cond, AnyOf):
+        return any(_uses_condition(c, name) for c in cond.any)
+    if isinstance(cond, Not):
+        return _uses_condition(cond.not_, name)
+    return False
 
 
 def _readers(book: Rulebook) -> dict[str, list[str]]:

@@ -52,6 +52,7 @@ CHECKS: Mapping[str, tuple[Severity, str]] = {
     "unused-codelist": ("warning", "a codelist no fact, pathway step or output uses"),
     "unused-parameter": ("warning", "a parameter nothing reads"),
     "unused-output": ("warning", "a declared output no rule sets"),
+    "unused-condition": ("warning", "a named condition no rule uses"),
     "duplicate-id": ("error", "two rules, pathway items or rulesets share an id"),
     "missing-provenance": ("error", "a rule without provenance"),
     "missing-citation": ("error", "a rule without a full citation (source, section, quote); "
@@ -148,7 +149,7 @@ def _display(path: Path, base: Path) -> str:
         return str(path)
 
 
-Ref = tuple[Literal["fact", "param"], str, tuple[int | str, ...]]
+Ref = tuple[Literal["fact", "param", "condition"], str, tuple[int | str, ...]]
 
 
 def _condition_refs(node: Any, path: tuple[int | str, ...]) -> Iterator[Ref]:
@@ -164,6 +165,8 @@ def _condition_refs(node: Any, path: tuple[int | str, ...]) -> Iterator[Ref]:
             yield from _condition_refs(node[key], (*path, key))
     if "not" in node:
         yield from _condition_refs(node["not"], (*path, "not"))
+    if isinstance(node.get("condition"), str) and "fact" not in node:
+        yield "condition", node["condition"], (*path, "condition")
     if isinstance(node.get("fact"), str):
         yield "fact", node["fact"], (*path, "fact")
         for op, value in node.items():
@@ -271,6 +274,34 @@ def _codelist_ids(src: _Source) -> dict[str, Location | None]:
 
 
 # -- the reference checks ---------------------------------------------------------------------
+
+
+@dataclass
+class _Uses:
+    facts: set[str]
+    params: set[str]
+    conditions: set[str]
+
+
+def _scan_condition(src: _Source, rf: _File, when: Any, path: tuple[int | str, ...], label: str,
+                    params: Mapping[str, Any], rs_id: Any, declared_facts: set[str],
+                    uses: _Uses) -> None:
+    """Record what a ``when`` tree of a ruleset names; report unknown facts and parameters."""
+    for kind, ref, where in _condition_refs(when, path):
+        if kind == "fact":
+            uses.facts.add(ref)
+            if src.facts is not None and ref not in declared_facts:
+                src.add(rf.at(*where), "unknown-fact",
+                        f"condition names fact {ref!r}, which is not declared in "
+                        f"{src.facts.shown}", label)
+        elif kind == "param":
+            uses.params.add(ref)
+            if ref not in params:
+                src.add(rf.at(*where), "unknown-parameter",
+                        f"condition names parameter {ref!r}, which ruleset {rs_id} does not "
+                        f"declare (parameters: {', '.join(params) or 'none'})", label)
+        else:
+            uses.conditions.add(ref)
 
 
 def _reference_checks(src: _Source) -> tuple[set[str], list[HazardRef]]:
@@ -399,6 +430,14 @@ def _reference_checks(src: _Source) -> tuple[set[str], list[HazardRef]]:
         assert isinstance(outputs, dict)
         used_params: set[str] = set()
         set_outputs: set[str] = set()
+        named = raw.get("conditions") if isinstance(raw.get("conditions"), dict) else {}
+        assert isinstance(named, dict)
+        used_named: set[str] = set()
+
+        uses = _Uses(read_by_rules, used_params, used_named)
+        for cname, cond in named.items():
+            _scan_condition(src, rf, cond, ("conditions", cname), f"condition {cname}", params,
+                            rs_id, declared_facts, uses)
         for pname, pdef in params.items():
             if isinstance(pdef, dict) and pdef.get("provenance") == "guidance" and \
                     not isinstance(pdef.get("cite"), dict):
@@ -441,20 +480,17 @@ def _reference_checks(src: _Source) -> tuple[set[str], list[HazardRef]]:
                     if isinstance(out, dict) and out.get("type") == "code" and \
                             src.codelists is not None:
                         used_codelists.update(src.codelists.lists_containing(str(value)))
-            for kind, ref, path in _condition_refs(rule.get("when"), (*here, "when")):
-                if kind == "fact":
-                    read_by_rules.add(ref)
-                    if src.facts is not None and ref not in declared_facts:
-                        src.add(rf.at(*path), "unknown-fact",
-                                f"condition names fact {ref!r}, which is not declared in "
-                                f"{src.facts.shown}", label)
-                else:
-                    used_params.add(ref)
-                    if ref not in params:
-                        src.add(rf.at(*path), "unknown-parameter",
-                                f"condition names parameter {ref!r}, which ruleset {rs_id} does "
-                                f"not declare (parameters: {', '.join(params) or 'none'})",
-                                label)
+            _scan_condition(src, rf, rule.get("when"), (*here, "when"), label, params, rs_id,
+                            declared_facts, uses)
+        used_by_rules = set(used_named)
+        for cname, cond in named.items():  # names used only by other named conditions
+            for kind, ref, _ in _condition_refs(cond, ()):
+                if kind == "condition" and ref != cname:
+                    used_by_rules.add(ref)
+        for cname in named:
+            if cname not in used_by_rules:
+                src.add(rf.at("conditions", cname), "unused-condition",
+                        "named condition no rule uses", f"conditions.{cname}")
         for pname in params:
             if pname not in used_params:
                 src.add(rf.at("parameters", pname), "unused-parameter",
