@@ -182,6 +182,16 @@ def test_next_codes_are_exactly_the_allowed_codes(events: list[tuple[dt.date, st
         allowed, key=lambda d: d.code)
 
 
+@given(events_st, as_of_st, maybe_dod, st.sets(st.sampled_from(CODES + OTHER_CODES)))
+def test_replay_and_allow_is_replay_plus_may_record(events: list[tuple[dt.date, str]],
+                                                   on: dt.date, dod: dt.date | None,
+                                                   codes: set[str]) -> None:
+    result, allowed = PATHWAY.replay_and_allow(events, on, dod, codes)
+    assert result == PATHWAY.replay(events, on, dod)
+    assert allowed == {c for c in codes if c in PATHWAY.codes
+                       and PATHWAY.may_record(events, c, on, dod).allowed}
+
+
 # -- the state machine ------------------------------------------------------------------------
 
 DEATH_STATE = next(t["to"] for t in RAW["transitions"] if t["step"] == DEATH_STEP and "to" in t)
