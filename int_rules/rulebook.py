@@ -215,7 +215,7 @@ def _validate(model: type[_M], raw: Any, file: str, problems: _Problems) -> _M |
         return model.model_validate(raw)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            loc = locate(raw, err["loc"], file)
+            loc = locate(raw, err["loc"], file, at_key=err["type"] == "extra_forbidden")
             key = ".".join(str(p) for p in err["loc"] if not _is_tag(p)) or None
             msg = err["msg"]
             if msg.startswith("Value error, "):

@@ -173,3 +173,9 @@ def test_cli_bad_ruleset_is_a_message_and_exit_2(tmp_path: Path,
     assert main(["assess", str(rec), "--as-of", "2026-11-23", "--rules", str(base)]) == 2
     err = capsys.readouterr().err
     assert "t.yaml:14:" in err and "unknown fact 'x'" in err and "Traceback" not in err
+
+
+def test_unknown_key_points_at_the_key(tmp_path: Path) -> None:
+    text = ruleset("t", one_rule(), OUT).replace("hit_policy: collect", "hit_policy: collect\nhit_polcy: first")
+    msg = load_error(tmp_path, text=text)
+    assert msg.startswith("book/t.yaml:7:1: hit_polcy: unknown key"), msg

@@ -156,10 +156,12 @@ def load_yaml(path: str | Path, display_name: str | None = None) -> Any:
     return load_yaml_text(text, name)
 
 
-def locate(root: Any, path: Sequence[int | str], fallback_file: str = "<unknown>") -> Location:
+def locate(root: Any, path: Sequence[int | str], fallback_file: str = "<unknown>",
+           at_key: bool = False) -> Location:
     """The position of the value at ``path`` inside ``root`` (as deep as it can be followed).
 
-    For a key that is missing, the position of the mapping that should have held it.
+    For a key that is missing, the position of the mapping that should have held it. With
+    ``at_key``, the position of the last key itself (for "unknown key" errors).
     """
     node = root
     file = getattr(root, "file", "") or fallback_file
@@ -167,6 +169,8 @@ def locate(root: Any, path: Sequence[int | str], fallback_file: str = "<unknown>
                                             getattr(root, "column", None))
     for part in path:
         if isinstance(node, LocatedDict) and part in node:
+            if at_key and part == path[-1]:
+                return Location(node.file or file, *node.key_positions[part])
             best = node.value_positions.get(part, best)
             if not isinstance(node[part], (LocatedDict, LocatedList)):
                 best = node.key_positions.get(part, best) if part not in node.value_positions \
