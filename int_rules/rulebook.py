@@ -256,6 +256,16 @@ def load(
 
     digest = hashlib.sha256()
     digest.update(manifest_path.read_bytes())
+    for key in ("facts", "pathway", "codelists", "rulesets"):
+        names = getattr(manifest, key)
+        for i, name in enumerate(names if isinstance(names, list) else [names]):
+            target = base / name
+            if not (target.is_dir() if key == "codelists" else target.is_file()):
+                where = (key, i) if isinstance(names, list) else (key,)
+                problems.add(locate(raw_manifest, where, shown),
+                             f"{'directory' if key == 'codelists' else 'file'} {name!r} "
+                             f"does not exist (looked for {target})", key)
+    problems.raise_if_any()
 
     # Codelists
     codelist_dir = (base / manifest.codelists).resolve()

@@ -179,3 +179,13 @@ def test_unknown_key_points_at_the_key(tmp_path: Path) -> None:
     text = ruleset("t", one_rule(), OUT).replace("hit_policy: collect", "hit_policy: collect\nhit_polcy: first")
     msg = load_error(tmp_path, text=text)
     assert msg.startswith("book/t.yaml:7:1: hit_polcy: unknown key"), msg
+
+
+def test_manifest_naming_a_missing_file(tmp_path: Path) -> None:
+    from tests.bookfactory import write_book
+
+    base = write_book(tmp_path, FACTS, {"t": ruleset("t", one_rule(), OUT)})
+    manifest = (base / "rulebook.yaml").read_text().replace("  - t.yaml", "  - t.yaml\n  - gone.yaml")
+    (base / "rulebook.yaml").write_text(manifest)
+    with pytest.raises(RulesetError, match=r"book/rulebook\.yaml:9:5: rulesets: file 'gone\.yaml' does not exist"):
+        int_rules.load(base)

@@ -48,8 +48,15 @@ class LocatedList(list[Any]):
     item_positions: list[tuple[int, int]]
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader without timestamp resolution, with positions and duplicate-key checks."""
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
+    """Safe loading without timestamp resolution, with positions and duplicate-key checks.
+
+    Built on libyaml's parser when PyYAML has it (about ten times faster; same positions),
+    with our own constructors, so only YAML's safe subset is ever constructed.
+    """
 
     source_name: str = "<string>"
 
