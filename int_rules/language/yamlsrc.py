@@ -51,7 +51,7 @@ class LocatedList(list[Any]):
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present
 
 
-class _Loader(_Base):  # type: ignore[misc,valid-type]
+class _Loader(_Base):  # type: ignore[misc]
     """Safe loading without timestamp resolution, with positions and duplicate-key checks.
 
     Built on libyaml's parser when PyYAML has it (about ten times faster; same positions),
