@@ -37,11 +37,13 @@ __all__ = [
 Sex = Literal["female", "male", "other", "unknown"]
 GpSystem = Literal["EMIS", "SystmOne", "other"]
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+# NaN and infinity are refused: they compare in no useful way and engines would disagree on them.
+_FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
 
 @pydantic_dataclass(frozen=True, slots=True,
-                    config=ConfigDict(extra="forbid", str_strip_whitespace=True))
+                    config=ConfigDict(extra="forbid", str_strip_whitespace=True,
+                                      allow_inf_nan=False))
 class CodedEvent:
     """One coded entry in the record: a SNOMED CT concept on a date.
 

@@ -189,3 +189,13 @@ def test_manifest_naming_a_missing_file(tmp_path: Path) -> None:
     (base / "rulebook.yaml").write_text(manifest)
     with pytest.raises(RulesetError, match=r"book/rulebook\.yaml:9:5: rulesets: file 'gone\.yaml' does not exist"):
         int_rules.load(base)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_record_values_must_be_finite(bad: float) -> None:
+    with pytest.raises(RecordError, match=r"patient 'P5': events\[0\]\.value: .*finite"):
+        PatientRecord.from_dict({"patient_id": "P5", "date_of_birth": "1950-01-01",
+                                 "events": [{"code": "763264000", "date": "2020-01-01", "value": bad}]})
+    with pytest.raises(RecordError, match=r"risk_scores\[0\]\.value"):
+        PatientRecord.from_dict({"patient_id": "P5", "date_of_birth": "1950-01-01",
+                                 "risk_scores": [{"date": "2020-01-01", "value": bad, "source": "D"}]})
