@@ -1,0 +1,351 @@
+"""The population report: one self-contained HTML file (inline CSS and SVG, no scripts, no
+network), readable offline and printable.
+
+It shows, for the run: where the rules came from (rulebook id, version, sha256, each ruleset's
+status, with a banner while any is a draft); what was read, accepted and rejected; the INT
+development dashboard per neighbourhood (a chart per measure with the guidance's expectation
+drawn on it, and the full table); the data-quality findings by id; the reasons rows were
+rejected; and how every figure is defined.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..language.plain import format_value
+from .dashboard import (
+    ALL_NEIGHBOURHOODS,
+    DashboardTable,
+    Measure,
+    csv_header,
+    describe_expect,
+    unavailable,
+)
+from .engine import provenance
+
+if TYPE_CHECKING:
+    from .engine import PopulationRun
+
+__all__ = ["bar_chart_svg", "write_report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:0;color:#1b1b1b;
+background:#fafafa}
+main{max-width:1100px;margin:0 auto;padding:1.5rem}
+h1{font-size:1.6rem;margin:.2rem 0}
+h2{font-size:1.25rem;margin-top:2rem;border-bottom:2px solid #005eb8;padding-bottom:.2rem}
+h3{font-size:1.05rem;margin:1.4rem 0 .3rem}
+.meta{color:#444;font-size:.9rem}.banner{background:#fff4d6;border-left:6px solid #f0a500;
+padding:.6rem .9rem;margin:1rem 0}.ok{background:#e9f6ec;border-left:6px solid #2e7d32;
+padding:.6rem .9rem;margin:1rem 0}.bad{background:#fdecea;border-left:6px solid #c62828;
+padding:.6rem .9rem;margin:1rem 0}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0;background:#fff}
+th,td{border:1px solid #d0d0d0;padding:.25rem .45rem;text-align:right;vertical-align:top}
+th{background:#eef3f8}td.l,th.l{text-align:left}tr.total td{font-weight:600;background:#f3f3f3}
+.scroll{overflow-x:auto}.small{font-size:.8rem;color:#555}svg{background:#fff;max-width:100%}
+.above{color:#b35c00}.below{color:#005eb8}.within,.about{color:#2e7d32}
+code{background:#f0f0f0;padding:0 .2rem}
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _fmt(value: Any, share: bool = False) -> str:
+    if value is None:
+        return "–"
+    if share and isinstance(value, float):
+        return f"{value * 100:.1f}%"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return format_value(value)
+
+
+def bar_chart_svg(labels: Sequence[str], values: Sequence[float | None], *,
+                  share: bool = False, line: float | None = None,
+                  band: tuple[float, float] | None = None, title: str = "",
+                  stacks: Sequence[Sequence[float]] | None = None,
+                  stack_names: Sequence[str] = ()) -> str:
+    """A horizontal bar chart as inline SVG: one bar per label, an optional reference line and
+    shaded band (the guidance's expectation), or stacked bars (``stacks``: per label, the parts).
+    """
+    palette = ["#005eb8", "#41b6e6", "#768692", "#ffb81c", "#ed8b00", "#78be20", "#7c2855",
+               "#330072", "#00a499", "#8a1538"]
+    label_w, bar_w, row_h = 260, 560, 18
+    top = 26 if stacks else 8
+    height = top + row_h * len(labels) + 24
+    nums = [v for v in values if v is not None]
+    hi = max([*nums, line or 0, (band[1] if band else 0)], default=0)
+    if stacks:
+        hi = max([sum(s) for s in stacks] + [hi])
+    hi = hi * 1.08 or 1.0
+
+    def x(v: float) -> float:
+        return label_w + bar_w * v / hi
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 80}" '
+           f'height="{height}" role="img" aria-label="{_e(title)}" font-size="11" '
+           f'font-family="system-ui,Arial,sans-serif">']
+    if band is not None:
+        out.append(f'<rect x="{x(band[0]):.1f}" y="{top - 4}" width="{x(band[1]) - x(band[0]):.1f}"'
+                   f' height="{row_h * len(labels) + 8}" fill="#e9f6ec"/>')
+    if stacks:
+        lx = float(label_w)
+        for i, name in enumerate(stack_names):
+            out.append(f'<rect x="{lx}" y="4" width="10" height="10" '
+                       f'fill="{palette[i % len(palette)]}"/><text x="{lx + 13}" y="13">'
+                       f'{_e(name)}</text>')
+            lx += 18 + 6.2 * len(name)
+    for i, label in enumerate(labels):
+        y = top + i * row_h
+        out.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{_e(label)}</text>')
+        if stacks:
+            x0 = float(label_w)
+            for j, part in enumerate(stacks[i]):
+                w = bar_w * part / hi
+                if w > 0:
+                    out.append(f'<rect x="{x0:.1f}" y="{y + 2}" width="{w:.1f}" '
+                               f'height="{row_h - 5}" fill="{palette[j % len(palette)]}">'
+                               f'<title>{_e(label)}: {_e(stack_names[j])} {part:,.0f}</title>'
+                               "</rect>")
+                x0 += w
+            out.append(f'<text x="{x0 + 4:.1f}" y="{y + 12}">{sum(stacks[i]):,.0f}</text>')
+            continue
+        v = values[i]
+        if v is None:
+            out.append(f'<text x="{label_w + 4}" y="{y + 12}" fill="#777">not available</text>')
+            continue
+        colour = "#005eb8"
+        if band is not None and not band[0] <= v <= band[1]:
+            colour = "#ed8b00"
+        out.append(f'<rect x="{label_w}" y="{y + 2}" width="{bar_w * v / hi:.1f}" '
+                   f'height="{row_h - 5}" fill="{colour}"/>')
+        out.append(f'<text x="{x(v) + 4:.1f}" y="{y + 12}">{_e(_fmt(v, share))}</text>')
+    if line is not None:
+        out.append(f'<line x1="{x(line):.1f}" x2="{x(line):.1f}" y1="{top - 6}" '
+                   f'y2="{top + row_h * len(labels) + 4}" stroke="#c62828" stroke-width="2" '
+                   f'stroke-dasharray="4 3"/>')
+        out.append(f'<text x="{x(line) + 3:.1f}" y="{height - 6}" fill="#c62828">'
+                   f'{_e(_fmt(line, share))} expected</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1,
+           total_last: bool = False) -> str:
+    out = ['<div class="scroll"><table><thead><tr>']
+    out += [f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(headers)]
+    out.append("</tr></thead><tbody>")
+    for r, row in enumerate(rows):
+        cls = ' class="total"' if total_last and r == len(rows) - 1 else ""
+        out.append(f"<tr{cls}>")
+        out += [f'<td class="{"l" if i < left else ""}">{cell}</td>' for i, cell in enumerate(row)]
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _measure_section(m: Measure, table: DashboardTable) -> str:
+    rows = [r for r in table.rows if r["neighbourhood"] != ALL_NEIGHBOURHOODS]
+    total = next((r for r in table.rows if r["neighbourhood"] == ALL_NEIGHBOURHOODS), None)
+    labels = [r["neighbourhood"] for r in rows]
+    parts = [f'<h3 id="m-{_e(m.id)}">{_e(m.definition.title)}</h3>']
+    expect = describe_expect(m)
+    line = band = None
+    if m.expect is not None:
+        kind, a, b = m.expect
+        if kind == "about":
+            line, band = a, (a - b, a + b)
+        else:
+            band = (a, b)
+    share = m.kind == "share"
+    if m.kind == "count_each":
+        names = [c.title.split(": ", 1)[-1] for c in m.columns]
+        stacks = [[float(r.get(c.name) or 0) for c in m.columns] for r in rows]
+        parts.append(bar_chart_svg(labels, [None] * len(labels), stacks=stacks,
+                                   stack_names=names, title=m.definition.title))
+    else:
+        values = [r.get(m.id) for r in rows]
+        parts.append(bar_chart_svg(labels, values, share=share, line=line, band=band,
+                                   title=m.definition.title))
+    if total is not None:
+        if m.kind == "count_each":
+            bits = ", ".join(f"{c.title.split(': ', 1)[-1]} {_fmt(total.get(c.name))}"
+                             for c in m.columns)
+            parts.append(f'<p class="small">All neighbourhoods: {_e(bits)}</p>')
+        else:
+            status = total.get(f"{m.id}_vs_guidance", "")
+            parts.append(f'<p class="small">All neighbourhoods: '
+                         f'<b>{_e(_fmt(total.get(m.id), share))}</b>'
+                         + (f' (<span class="{_e(status.split()[0])}">{_e(status)}</span>; '
+                            f'guidance: {_e(expect)})' if status else "") + "</p>")
+    return "".join(parts)
+
+
+def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
+                 outputs: Mapping[str, Path], summary: Mapping[str, Any]) -> None:
+    """Write the HTML report of a population run to ``path``."""
+    book = run.book
+    prov = provenance(book)
+    drafts = [f"{r['id']} ({r['status']})" for r in prov["rulesets"] if r["status"] != "approved"]
+    if prov["pathway"]["status"] != "approved":
+        drafts.append(f"pathway ({prov['pathway']['status']})")
+    pats = summary["patients"]
+    body: list[str] = []
+    body.append(f"<h1>INT proactive care: population report</h1>"
+                f'<p class="meta">As of <b>{_e(run.as_of.isoformat())}</b> · data '
+                f"<code>{_e(run.data_dir)}</code> · rulebook <b>{_e(book.id)} "
+                f"{_e(book.version)}</b> · sha256 <code>{_e(book.sha256)}</code> · int-rules "
+                f"{_e(__version__)}</p>")
+    if drafts:
+        body.append(f'<div class="banner"><b>Draft rules.</b> Not yet approved by clinical '
+                    f"safety review: {_e(', '.join(drafts))}. Use these figures to check the "
+                    "coding and the rules, not to make decisions about people.</div>")
+    if table is not None and table.dashboard.definition.status != "approved":
+        body.append(f'<p class="small">Dashboard definitions '
+                    f"({_e(table.dashboard.file)} {_e(table.dashboard.definition.version)}) are "
+                    f"{_e(table.dashboard.definition.status)}.</p>")
+    cls = "ok" if pats["all_accounted_for"] else "bad"
+    body.append(f'<div class="{cls}"><b>{pats["read"]:,}</b> patients read: '
+                f'<b>{pats["in_results"]:,}</b> assessed, <b>{pats["in_rejects"]:,}</b> in the '
+                f"rejects ({pats['rejected_in_patients_table']:,} with a bad patients row, "
+                f"{pats['rejected_rule_conflicts']:,} where rules overlapped). "
+                + ("Every patient is accounted for." if pats["all_accounted_for"] else
+                   "<b>Some patients are not accounted for: report this as a bug.</b>")
+                + "</div>")
+
+    # Contents
+    body.append('<p class="small">Contents: <a href="#dashboard">dashboard</a> · '
+                '<a href="#figures">all figures</a> · <a href="#findings">data-quality '
+                'findings</a> · <a href="#input">input and rejects</a> · '
+                '<a href="#definitions">definitions</a> · <a href="#provenance">rules used</a></p>')
+
+    # Dashboard
+    if table is not None:
+        d = table.dashboard
+        body.append(f'<h2 id="dashboard">{_e(d.definition.title)}</h2>')
+        body.append(f"<p>{_e(d.definition.description)}</p>")
+        body.append('<p class="small">Counted: ' + _e(d.definition.population.title)
+                    + f" ({_e(d.population_text)}). The guide: the dashboard \u201cis not intended"
+                    " as a tool for comparing INTs against each other\u201d.</p>")
+        for m in d.available:
+            body.append(_measure_section(m, table))
+        missing = unavailable(d)
+        if missing:
+            body.append('<div class="banner"><b>Not available with this rulebook:</b><ul>'
+                        + "".join(f"<li>{_e(mid)}: {_e(why)}</li>" for mid, why in missing)
+                        + "</ul></div>")
+        names = csv_header(table)
+        heads = [_column_title(table, n) for n in names]
+        rows = []
+        for r in table.rows:
+            rows.append([_e(_fmt(r.get(n), share=n.endswith("share"))) for n in names])
+        body.append('<h2 id="figures">All figures by neighbourhood</h2>')
+        body.append(_table(heads, rows, total_last=True))
+    else:
+        body.append('<h2 id="dashboard">Dashboard</h2><p>This rulebook has no dashboard.yaml, '
+                    "so no dashboard figures were computed.</p>")
+
+    # Findings
+    body.append('<h2 id="findings">Data-quality findings</h2>')
+    frows = run.con.sql("SELECT source, finding_id, any_value(severity) AS severity, "
+                        "any_value(message) AS message, count(*) AS n, "
+                        "count(DISTINCT patient_id) AS people FROM findings GROUP BY ALL "
+                        "ORDER BY severity, finding_id").to_arrow_table().to_pylist()
+    if frows:
+        body.append(bar_chart_svg([f"{r['finding_id']} ({r['severity']})" for r in frows],
+                                  [float(r["n"]) for r in frows], title="Findings by id"))
+        body.append(_table(["finding", "severity", "from", "what", "findings", "people"],
+                           [[_e(r["finding_id"]), _e(r["severity"] or ""), _e(r["source"]),
+                             _e(r["message"]), _fmt(r["n"]), _fmt(r["people"])]
+                            for r in frows], left=4))
+        body.append(f'<p class="small">One row per finding in '
+                    f'<code>{_e(outputs.get("findings_csv", "findings.csv"))}</code>.</p>')
+    else:
+        body.append("<p>No data-quality findings.</p>")
+
+    # Input
+    body.append('<h2 id="input">Input and rejects</h2>')
+    trows = []
+    for name, st in summary["tables"].items():
+        trows.append([_e(name), _e(", ".join(st["files"])), _fmt(st["rows_read"]),
+                      _fmt(st["rows_accepted"]), _fmt(st["rows_rejected"]),
+                      _fmt(st["rows_of_rejected_patients"])])
+    body.append(_table(["table", "files", "rows read", "accepted", "rejected",
+                        "of rejected patients"], trows, left=2))
+    if summary["tables_missing"]:
+        body.append(f'<p class="small">Not supplied (no such items for anyone): '
+                    f'{_e(", ".join(summary["tables_missing"]))}.</p>')
+    for note in summary["notes"]:
+        body.append(f'<p class="small">Note: {_e(note)}</p>')
+    rrows = run.con.sql("SELECT tbl, regexp_replace(reason, '''[^'']*''', '''…''', 'g') AS why, "
+                        "count(*) AS n FROM rejects_out GROUP BY ALL ORDER BY n DESC LIMIT 25"
+                        ).to_arrow_table().to_pylist()
+    if rrows:
+        body.append("<h3>Why rows were rejected (most common first)</h3>")
+        body.append(_table(["table", "reason (values elided)", "rows"],
+                           [[_e(r["tbl"]), _e(r["why"]), _fmt(r["n"])] for r in rrows], left=2))
+        body.append(f'<p class="small">Every rejected row, with its file and row, is in '
+                    f'<code>{_e(outputs.get("rejects_csv", "rejects.csv"))}</code>.</p>')
+    else:
+        body.append("<p>No rows were rejected.</p>")
+
+    # Definitions
+    if table is not None:
+        d = table.dashboard
+        body.append('<h2 id="definitions">Definitions</h2>')
+        drows = []
+        for m in d.measures:
+            what = m.description if m.unavailable is None else f"not available: {m.unavailable}"
+            drows.append([_e(m.id), _e(m.definition.title), _e(what), _e(describe_expect(m))])
+        body.append(_table(["measure", "title", "counts", "guidance"], drows, left=4))
+        prow = []
+        for name, p in d.definition.parameters.items():
+            src = (f"{p.cite.source}, \u201c{p.cite.section}\u201d: \u201c{p.cite.quote}\u201d"
+                   if p.cite else "")
+            prow.append([_e(name), _e(format_value(p.value)), _e(p.provenance), _e(p.why),
+                         _e(src)])
+        body.append("<h3>Figures the dashboard compares with</h3>")
+        body.append(_table(["parameter", "value", "provenance", "why", "source"], prow,
+                           left=5))
+
+    # Provenance
+    body.append('<h2 id="provenance">Rules used</h2>')
+    body.append(_table(["ruleset", "version", "status"],
+                       [[_e(r["id"]), _e(r["version"]), _e(r["status"])]
+                        for r in prov["rulesets"]]
+                       + [[_e("pathway " + prov["pathway"]["id"]),
+                           _e(prov["pathway"]["version"]), _e(prov["pathway"]["status"])]],
+                       left=3))
+    if prov["overrides"]:
+        body.append("<p>Local parameter overrides: " + _e(", ".join(
+            f"{k} = {v}" for k, v in prov["overrides"].items())) + "</p>")
+    files = "".join(f"<li><code>{_e(p.name)}</code></li>" for p in outputs.values())
+    body.append(f"<h3>Files of this run</h3><ul>{files}</ul>")
+    body.append(f'<p class="small">Made by int-rules {_e(__version__)}; timings (s): '
+                f'{_e(", ".join(f"{k} {v}" for k, v in summary["timings_s"].items()))}.</p>')
+
+    title = f"INT population report, as of {run.as_of.isoformat()}"
+    doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+           f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+           f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
+           + "\n".join(body) + "</main></body></html>\n")
+    path.write_text(doc, encoding="utf-8")
+
+
+def _column_title(table: DashboardTable, name: str) -> str:
+    if name == "neighbourhood":
+        return "neighbourhood"
+    if name == "population":
+        return "people counted"
+    for c in table.columns:
+        if c.name == name:
+            return c.title
+    if name.endswith("_vs_guidance"):
+        return name[: -len("_vs_guidance")] + " vs guidance"
+    return name

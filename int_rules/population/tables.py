@@ -1,0 +1,888 @@
+"""The analyst's input tables: schemas, reading a directory of CSV/Parquet files, row validation.
+
+A data directory holds one entry per table: ``<table>.csv``, ``<table>.csv.gz``,
+``<table>.parquet`` or a folder ``<table>/`` of such files (read in name order). ``patients`` and
+``clinical_events`` are required; ``admissions``, ``risk_scores`` and ``monitoring`` are optional
+(a missing optional table means "no such items for anyone"). The shapes follow OpenSAFELY
+ehrQL's ``patients``, ``clinical_events`` and ``apcs`` tables.
+
+Every row is validated in DuckDB (vectorised). A bad row goes to the rejects with its file, its
+row (for CSV: the line number in the file, the header being line 1; for Parquet: the row number,
+1-based) and the reason. A rejected *patients* row rejects that patient (every row of theirs is
+then left out, and counted). A rejected row of another table leaves the patient in the run, with
+``rejected_rows`` on their result saying their record is incomplete. Nothing is dropped without
+a trace: each input row is accepted, rejected, or counted as belonging to a rejected patient.
+
+No clinical logic here: which codes mean what is the rulebook's business.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from ..errors import IntRulesError
+from ..snomed import concept_id_problem
+
+__all__ = [
+    "TABLES",
+    "Column",
+    "LoadResult",
+    "PopulationInputError",
+    "TableFile",
+    "TableSpec",
+    "TableStats",
+    "discover",
+    "load_tables",
+    "table_spec",
+]
+
+ColumnKind = Literal[
+    "id", "date", "birth_date", "code", "number", "bool", "text", "sex", "gp_system", "kind"
+]
+
+
+class PopulationInputError(IntRulesError):
+    """A data directory or input file that cannot be used (the run stops; exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an input table."""
+
+    name: str
+    kind: ColumnKind
+    required: bool
+    description: str
+    example: str
+    target: str  # the column name in the engine's table
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One input table: its name, whether it must be present, and its columns."""
+
+    name: str
+    required: bool
+    description: str
+    columns: tuple[Column, ...]
+    internal: str  # the engine's table name
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _c(name: str, kind: ColumnKind, required: bool, description: str, example: str,
+       target: str | None = None) -> Column:
+    return Column(name, kind, required, description, example, target or name)
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "patients", True,
+        "One row per person in the extract. Every other table's patient_id must be here.",
+        (
+            _c("patient_id", "id", True, "pseudonymised patient identifier", "P0000001"),
+            _c("date_of_birth", "birth_date", True,
+               "YYYY-MM-DD, or YYYY-MM (then taken as the 1st of the month)", "1941-06",
+               "dob"),
+            _c("sex", "sex", False, "female, male, other or unknown (empty: unknown)", "female"),
+            _c("practice", "text", False, "registered practice (code or name)", "E82001"),
+            _c("neighbourhood", "text", False, "the INT (neighbourhood) the practice belongs to",
+               "HATFIELD"),
+            _c("gp_system", "gp_system", False, "EMIS, SystmOne (or S1) or other", "EMIS"),
+            _c("date_of_death", "date", False, "YYYY-MM-DD, empty if alive", "", "dod"),
+        ),
+        "pt",
+    ),
+    TableSpec(
+        "clinical_events", True,
+        "Coded events from the GP record: one SNOMED CT concept on a date.",
+        (
+            _c("patient_id", "id", True, "as in patients", "P0000001"),
+            _c("date", "date", True, "YYYY-MM-DD", "2025-03-14", "d"),
+            _c("snomedct_code", "code", True, "SNOMED CT concept id", "925861000000102", "code"),
+            _c("numeric_value", "number", False, "a numeric result (e.g. a frailty score)",
+               "0.31", "value"),
+            _c("unit", "text", False, "unit of numeric_value (carried, not used by rules)", ""),
+            _c("is_problem", "bool", False,
+               "true if recorded (or upgraded) as a problem; true/false, 1/0, yes/no; "
+               "empty: false", "true"),
+        ),
+        "ev",
+    ),
+    TableSpec(
+        "admissions", False,
+        "Hospital admissions (like ehrQL's apcs table).",
+        (
+            _c("patient_id", "id", True, "as in patients", "P0000001"),
+            _c("admission_date", "date", True, "YYYY-MM-DD", "2025-06-01", "admitted"),
+            _c("discharge_date", "date", False, "YYYY-MM-DD, empty while still in hospital",
+               "2025-06-09", "discharged"),
+            _c("emergency", "bool", True, "true for an emergency (unplanned) admission",
+               "true"),
+        ),
+        "adm",
+    ),
+    TableSpec(
+        "risk_scores", False,
+        "Externally computed risk scores, e.g. DELPPHI's predicted risk of emergency admission.",
+        (
+            _c("patient_id", "id", True, "as in patients", "P0000001"),
+            _c("date", "date", True, "YYYY-MM-DD the score was computed", "2026-01-05", "d"),
+            _c("score", "number", True, "the score as supplied (not rescaled)", "0.42",
+               "value"),
+            _c("source", "text", True, "the model that produced it", "DELPPHI"),
+        ),
+        "rs",
+    ),
+    TableSpec(
+        "monitoring", False,
+        "Remote-monitoring readings and alerts.",
+        (
+            _c("patient_id", "id", True, "as in patients", "P0000001"),
+            _c("date", "date", True, "YYYY-MM-DD", "2026-02-11", "d"),
+            _c("kind", "kind", True, "reading or alert", "alert"),
+            _c("measure", "text", False, "what was measured, e.g. spo2", "spo2"),
+            _c("value", "number", False, "the reading", "91"),
+        ),
+        "mon",
+    ),
+)
+
+
+def table_spec(name: str) -> TableSpec:
+    for t in TABLES:
+        if t.name == name:
+            return t
+    raise KeyError(name)
+
+
+# -- discovering files ------------------------------------------------------------------------
+
+_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """One input file of one table."""
+
+    table: str
+    path: Path
+    shown: str  # as reported to the user (relative to the data directory)
+    format: Literal["csv", "parquet"]
+
+
+def _format_of(path: Path) -> Literal["csv", "parquet"] | None:
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    return None
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in _SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def discover(data_dir: Path) -> tuple[dict[str, list[TableFile]], list[str]]:
+    """The files of each table in ``data_dir``, and notes about entries that were not read."""
+    if not data_dir.exists():
+        raise PopulationInputError(f"data directory '{data_dir}' does not exist")
+    if not data_dir.is_dir():
+        raise PopulationInputError(f"'{data_dir}' is not a directory (give the folder that holds "
+                                   "patients.csv, clinical_events.csv, ...)")
+    try:
+        entries = sorted(data_dir.iterdir())
+    except OSError as exc:
+        raise PopulationInputError(f"cannot list data directory '{data_dir}': "
+                                   f"{exc.strerror}") from None
+    known = {t.name for t in TABLES}
+    found: dict[str, list[TableFile]] = {}
+    notes: list[str] = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if entry.name not in known:
+                notes.append(f"folder '{entry.name}/' ignored: not a table name "
+                             f"({', '.join(sorted(known))})")
+                continue
+            if entry.name in found:
+                raise PopulationInputError(f"{entry.name}: both a folder and a file in "
+                                           f"'{data_dir}'; keep one")
+            files = []
+            for part in sorted(entry.iterdir()):
+                fmt = _format_of(part)
+                if part.is_file() and fmt is not None:
+                    files.append(TableFile(entry.name, part, f"{entry.name}/{part.name}", fmt))
+                elif not part.name.startswith("."):
+                    notes.append(f"'{entry.name}/{part.name}' ignored: not a .csv, .csv.gz or "
+                                 ".parquet file")
+            if not files:
+                raise PopulationInputError(f"folder '{entry}' holds no .csv, .csv.gz or .parquet "
+                                           "files")
+            found[entry.name] = files
+            continue
+        fmt = _format_of(entry)
+        stem = _stem(entry)
+        if fmt is None or stem not in known:
+            notes.append(f"'{entry.name}' ignored: tables are "
+                         f"{', '.join(t.name + '.csv' for t in TABLES)} (or .parquet)")
+            continue
+        if stem in found:
+            raise PopulationInputError(f"{stem}: more than one file or folder for this table in "
+                                       f"'{data_dir}' ({found[stem][0].shown}, {entry.name}); "
+                                       "keep one")
+        found[stem] = [TableFile(stem, entry, entry.name, fmt)]
+    for spec in TABLES:
+        if spec.required and spec.name not in found:
+            raise PopulationInputError(
+                f"no {spec.name} table in '{data_dir}' (expected {spec.name}.csv, "
+                f"{spec.name}.parquet or a {spec.name}/ folder); see docs/population.md"
+            )
+    return found, notes
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class TableStats:
+    """Row counts of one table."""
+
+    table: str
+    files: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    rows_of_rejected_patients: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "rows_read": self.rows_read,
+            "rows_accepted": self.rows_accepted,
+            "rows_rejected": self.rows_rejected,
+            "rows_of_rejected_patients": self.rows_of_rejected_patients,
+            "ignored_columns": self.ignored_columns,
+        }
+
+
+@dataclass
+class LoadResult:
+    """What :func:`load_tables` left in the connection, with the counts."""
+
+    stats: dict[str, TableStats]
+    notes: list[str]
+    present: frozenset[str]  # tables that had files
+    files: list[TableFile]  # every file read, indexed by file_idx
+    patients_read: int
+    patients_accepted: int
+    patients_rejected: int
+
+
+Progress = Callable[[str], None]
+
+_ROW_BITS = 40  # seq = file_idx << 40 | row: input order across files, and where a row came from
+
+
+def _q(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+#: Comma-separated, double-quoted, a header row (never sniffed: one odd row must not change how
+#: a whole file is read).
+_CSV_OPTIONS = "all_varchar=true, header=true, delim=',', quote='\"', escape='\"'"
+
+
+def _scan_sql(tf: TableFile) -> str:
+    path = _q(str(tf.path))
+    if tf.format == "parquet":
+        return f"read_parquet({path}, file_row_number=true)"
+    return (f"read_csv({path}, {_CSV_OPTIONS}, store_rejects=true, "
+            f"rejects_table='__csv_rej_err', rejects_scan='__csv_rej_scan')")
+
+
+def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, str]]:
+    try:
+        if tf.path.stat().st_size == 0:
+            raise PopulationInputError(f"{tf.shown}: the file is empty (expected a header row "
+                                       "naming the columns)")
+        with tf.path.open("rb") as fh:
+            fh.read(1)
+        if tf.format == "csv":
+            return [(name, "VARCHAR") for name in _csv_header(tf)]
+        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_q(str(tf.path))})")
+        return [(str(r[0]), str(r[1])) for r in rows.fetchall()]
+    except OSError as exc:
+        raise PopulationInputError(f"{tf.shown}: cannot read the file: "
+                                   f"{exc.strerror or exc}") from None
+    except duckdb.Error as exc:
+        raise PopulationInputError(f"{tf.shown}: cannot read the file as "
+                                   f"{tf.format.upper()}: {_first_line(exc)}") from None
+
+
+def _csv_header(tf: TableFile) -> list[str]:
+    opener = gzip.open if tf.path.name.lower().endswith(".gz") else open
+    with opener(tf.path, "rt", encoding="utf-8-sig", newline="") as fh:
+        try:
+            header = next(csv.reader(fh), [])
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise PopulationInputError(f"{tf.shown}: cannot read the header row: {exc}") from None
+    if not header or not any(h.strip() for h in header):
+        raise PopulationInputError(f"{tf.shown}: the first line is empty (expected a header row "
+                                   "naming the columns)")
+    return header
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_TRUE = "('true', 't', '1', 'yes', 'y')"
+_FALSE = "('false', 'f', '0', 'no', 'n')"
+_NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
+                  "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
+_DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
+_INTEGER_TYPES = ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT",
+                  "UINTEGER", "USMALLINT", "UTINYINT")
+
+
+def _is(src_type: str, names: Sequence[str]) -> bool:
+    base = src_type.upper().split("(")[0].strip()
+    return base in names
+
+
+def _fast_typed(col: Column, src_type: str) -> bool:
+    """Whether a typed (Parquet) column can be used as it is, without going through text."""
+    kind = col.kind
+    return ((kind in ("date", "birth_date") and _is(src_type, _DATE_TYPES))
+            or (kind == "number" and _is(src_type, _NUMERIC_TYPES))
+            or (kind == "bool" and _is(src_type, ("BOOLEAN",)))
+            or kind == "code")  # read as text; checked once per distinct code
+
+
+def _typed(col: Column, src_type: str, fast: bool) -> tuple[str, str | None]:
+    """(typed value SQL, extra column SQL) for one column.
+
+    The value reads ``__s_<target>`` (the column as stored) when ``fast``, else ``__t_<target>``
+    (its trimmed text, empty -> NULL); it is NULL when the cell does not parse.
+    """
+    s = f"__s_{col.target}"
+    t = f"__t_{col.target}"
+    kind = col.kind
+    if kind in ("date", "birth_date"):
+        if fast and _is(src_type, ("DATE",)):
+            value = f"CASE WHEN year({s}) BETWEEN 1 AND 9999 THEN {s} END"
+        elif fast:
+            value = f"CASE WHEN {s} = date_trunc('day', {s}) THEN CAST({s} AS DATE) END"
+        else:
+            digit = f"substr({t}, 1, 1) BETWEEN '0' AND '9'"
+            value = (f"CASE WHEN length({t}) = 10 AND substr({t}, 5, 1) = '-' AND "
+                     f"substr({t}, 8, 1) = '-' AND {digit} THEN TRY_CAST({t} AS DATE) "
+                     + (f"WHEN length({t}) = 7 AND substr({t}, 5, 1) = '-' AND {digit} "
+                        f"THEN TRY_CAST({t} || '-01' AS DATE) " if kind == "birth_date" else "")
+                     + "END")
+            value = f"CASE WHEN year({value}) BETWEEN 1 AND 9999 THEN {value} END"
+        extra = None
+        if kind == "birth_date":
+            extra = "'day'" if fast else f"CASE WHEN length({t}) = 7 THEN 'month' ELSE 'day' END"
+        return value, extra
+    if kind == "number":
+        value = f"CAST({s} AS DOUBLE)" if fast else f"TRY_CAST({t} AS DOUBLE)"
+        # Records refuse NaN and infinities (engines would disagree on them); so do we.
+        return f"CASE WHEN isfinite({value}) THEN {value} END", None
+    if kind == "bool":
+        if fast:
+            value = s
+        else:
+            low = f"lower({t})"
+            value = f"CASE WHEN {low} IN {_TRUE} THEN TRUE WHEN {low} IN {_FALSE} THEN FALSE END"
+        if not col.required:
+            value = f"CASE WHEN {s if fast else t} IS NULL THEN FALSE ELSE {value} END"
+        return value, None
+    if kind == "code":
+        return s, None  # as written; each distinct code is checked (and trimmed) in Python
+    if kind == "sex":
+        return (f"CASE WHEN {t} IS NULL THEN 'unknown' WHEN lower({t}) IN "
+                f"('female', 'male', 'other', 'unknown') THEN lower({t}) END"), None
+    if kind == "gp_system":
+        return (f"CASE lower({t}) WHEN 'emis' THEN 'EMIS' WHEN 'systmone' THEN 'SystmOne' "
+                f"WHEN 's1' THEN 'SystmOne' WHEN 'other' THEN 'other' END"), None
+    if kind == "kind":
+        return f"CASE WHEN lower({t}) IN ('reading', 'alert') THEN lower({t}) END", None
+    return t, None  # id, text
+
+
+def _default(col: Column) -> str:
+    if col.kind == "sex":
+        return "'unknown'"
+    if col.kind == "bool":
+        return "FALSE"
+    return {"date": "NULL::DATE", "birth_date": "NULL::DATE", "number": "NULL::DOUBLE",
+            "code": "NULL::BIGINT"}.get(col.kind, "NULL::VARCHAR")
+
+
+_EXPECT = {
+    "date": "a date (expected YYYY-MM-DD)",
+    "birth_date": "a date (expected YYYY-MM-DD or YYYY-MM)",
+    "number": "a finite number",
+    "bool": "true or false (also 1/0, yes/no)",
+    "sex": "one of female, male, other, unknown",
+    "gp_system": "one of EMIS, SystmOne (S1), other",
+    "kind": "one of reading, alert",
+}
+
+
+def _reason(col: Column, fast: bool) -> tuple[str, str]:
+    """SQL giving (whether, why) this column makes the row unusable (why: NULL when fine)."""
+    raw = f"__s_{col.target}" if fast else f"__t_{col.target}"
+    shown = f"CAST({raw} AS VARCHAR)" if fast else raw
+    v = f"__v_{col.target}"
+    parts = []
+    bad = []
+    if col.required:
+        parts.append(f"WHEN {raw} IS NULL THEN {_q(col.name + ' is empty')}")
+        bad.append(f"{raw} IS NULL")
+    if col.kind in _EXPECT:
+        parts.append(f"WHEN {raw} IS NOT NULL AND {v} IS NULL THEN {_q(col.name + ' ')} || "
+                     f"'''' || left({shown}, 60) || ''' is not ' || {_q(_EXPECT[col.kind])}")
+        bad.append(f"({raw} IS NOT NULL AND {v} IS NULL)")
+    if not parts:
+        return "FALSE", "NULL"
+    return " OR ".join(bad), "CASE " + " ".join(parts) + " END"
+
+
+def _extra_checks(spec: TableSpec) -> list[tuple[str, str]]:
+    """Row-level checks across columns: (whether, why)."""
+    if spec.name == "patients":
+        return [("COALESCE(__v_dod < __v_dob, FALSE)",
+                 "CASE WHEN __v_dod < __v_dob THEN 'date_of_death ' || __v_dod::VARCHAR || "
+                 "' is before date_of_birth ' || __v_dob::VARCHAR END")]
+    if spec.name == "admissions":
+        return [("COALESCE(__v_discharged < __v_admitted, FALSE)",
+                 "CASE WHEN __v_discharged < __v_admitted THEN 'discharge_date ' || "
+                 "__v_discharged::VARCHAR || ' is before admission_date ' || "
+                 "__v_admitted::VARCHAR END")]
+    return []
+
+
+def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
+                  columns: list[tuple[str, str]]) -> tuple[str, list[str]]:
+    """SQL selecting (seq, typed columns..., reason) from one file; and the ignored columns."""
+    by_name = {name.strip().lower(): (name, typ) for name, typ in columns}
+    missing = [c.name for c in spec.columns if c.required and c.name not in by_name]
+    if missing:
+        have = ", ".join(name for name, _ in columns) or "none"
+        raise PopulationInputError(
+            f"{tf.shown}: missing required column(s) {', '.join(missing)} (columns found: "
+            f"{have}); the {spec.name} table needs "
+            f"{', '.join(c.name for c in spec.columns if c.required)}"
+        )
+    wanted = {c.name for c in spec.columns}
+    ignored = [name for name, _ in columns if name.strip().lower() not in wanted]
+    used = [c for c in spec.columns if c.name != "unit"]  # unit: carried, never read by a rule
+    inner: list[str] = []
+    mid: list[str] = []
+    reasons: list[tuple[str, str]] = []
+    out = [f"(CAST({file_idx} AS BIGINT) << {_ROW_BITS}) | CAST(__row AS BIGINT) AS seq"]
+    for col in used:
+        src, typ = by_name.get(col.name, (None, "VARCHAR"))
+        if src is None:
+            mid.append(f"{_default(col)} AS __v_{col.target}")
+            if col.kind == "birth_date":
+                mid.append(f"'day' AS __x_{col.target}")
+        else:
+            fast = _fast_typed(col, typ)
+            if col.kind == "code":
+                inner.append(f"CAST({_ident(src)} AS VARCHAR) AS __s_{col.target}")
+                mid.append(f"__s_{col.target}")
+            elif fast:
+                inner.append(f"{_ident(src)} AS __s_{col.target}")
+                mid.append(f"__s_{col.target}")
+            else:
+                inner.append(f"NULLIF(trim(CAST({_ident(src)} AS VARCHAR)), '') AS "
+                             f"__t_{col.target}")
+                mid.append(f"__t_{col.target}")
+            value, extra = _typed(col, typ, fast)
+            mid.append(f"{value} AS __v_{col.target}")
+            if extra is not None:
+                mid.append(f"{extra} AS __x_{col.target}")
+            reasons.append(_reason(col, fast))
+        out.append(f"__v_{col.target} AS {col.target}")
+        if col.kind == "birth_date":
+            out.append(f"__x_{col.target} AS birth_precision")
+    reasons += _extra_checks(spec)
+    out.append(f"({' OR '.join(b for b, _ in reasons) or 'FALSE'}) AS bad")
+    out.append(f"NULLIF(concat_ws('; ', {', '.join(w for _, w in reasons)}), '') AS reason")
+    # Parquet: the row number (1-based). CSV: the line number, the header being line 1 (lines
+    # the CSV reader rejects shift the ones after them; see _record_csv_rejects).
+    row = "file_row_number + 1" if tf.format == "parquet" else "row_number() OVER () + 1"
+    base = f"SELECT {row} AS __row, {', '.join(inner)} FROM {_scan_sql(tf)}"
+    middle = f"SELECT __row, {', '.join(mid)} FROM ({base})"
+    return f"SELECT {', '.join(out)} FROM ({middle})", ignored
+
+
+def _target_columns(spec: TableSpec) -> list[str]:
+    cols = []
+    for c in spec.columns:
+        if c.name == "unit":
+            continue
+        cols.append(c.target)
+        if c.kind == "birth_date":
+            cols.append("birth_precision")
+    return cols
+
+
+def _csv_rejected_lines(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str]]:
+    """Lines the CSV reader could not split into the header's columns (then forgets them)."""
+    try:
+        rows = con.execute(
+            "SELECT line, any_value(error_message), any_value(csv_line) FROM __csv_rej_err "
+            "GROUP BY line ORDER BY line").fetchall()
+    except duckdb.Error:
+        return []
+    finally:
+        con.execute("DROP TABLE IF EXISTS __csv_rej_err")
+        con.execute("DROP TABLE IF EXISTS __csv_rej_scan")
+    return [(int(r[0]), str(r[1] or ""), str(r[2] or "")) for r in rows]
+
+
+@dataclass(frozen=True)
+class RowAggregates:
+    """Per-patient aggregates the engine wants computed while the rows of a table are counted.
+
+    ``plain`` read only the row (and ``__ok``: the row is accepted); ``person`` also read the
+    patient's ``dob``/``dod`` and are computed only for patients for whom ``candidate`` (SQL over
+    ``__min_d``, ``__max_d``: the patient's earliest and latest accepted dates, ``dob``, ``dod``)
+    holds; for the others they are empty (count 0, exists false, dates NULL).
+    """
+
+    plain: Sequence[tuple[str, str]] = ()
+    person: Sequence[tuple[str, str]] = ()
+    candidate: str = "TRUE"
+
+
+def load_tables(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    progress: Progress | None = None,
+    keep_codes: str | None = None,
+    aggregates: Mapping[str, RowAggregates] | None = None,
+) -> LoadResult:
+    """Read and validate every table of ``data_dir`` into ``con``.
+
+    Patients are read into ``pt`` (accepted patients: pid, patient_id, dob, birth_precision,
+    sex, practice, neighbourhood, gp_system, dod, rejected_rows; ``pid`` follows the input
+    order). Every other table ``t`` (by internal name: ``ev``, ``adm``, ``rs``, ``mon``) is
+    scanned, not copied whole:
+
+    * ``<t>``: the accepted rows with ``pid`` and ``seq`` (input order); for events only those
+      whose code is in the table named by ``keep_codes`` (column ``code``);
+    * ``__rowaggs_<t>``: per ``pid``, the row counts and the engine's ``aggregates[t]``;
+    * ``__rows_<t>`` (a view): every accepted row, for building records.
+
+    Rejected rows and patients go to ``rejects`` (tbl, file_idx, line, patient_id, reason).
+    CSV files are parsed once into a staging table; Parquet files are scanned where they lie.
+    """
+    say = progress or (lambda _msg: None)
+    aggregates = aggregates or {}
+    found, notes = discover(data_dir)
+    files: list[TableFile] = []
+    stats: dict[str, TableStats] = {}
+    con.execute("CREATE OR REPLACE TEMP TABLE rejects (tbl VARCHAR, file_idx INTEGER, "
+                "line BIGINT, patient_id VARCHAR, reason VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE __csv_shift (file_idx INTEGER, k BIGINT, "
+                "n BIGINT)")
+    for spec in TABLES:
+        st = TableStats(spec.name)
+        stats[spec.name] = st
+        tfs = found.get(spec.name, [])
+        selects: list[str] = []
+        for tf in tfs:
+            file_idx = len(files)
+            files.append(tf)
+            st.files.append(tf.shown)
+            select, ignored = _select_typed(spec, tf, file_idx, _describe(con, tf))
+            for name in ignored:
+                if name not in st.ignored_columns:
+                    st.ignored_columns.append(name)
+                    notes.append(f"{tf.shown}: column '{name}' ignored (not a column of the "
+                                 f"{spec.name} table)")
+            selects.append(select)
+        say(f"reading {spec.name}")
+        _source(con, spec, tfs, selects, files, st)
+        if spec.name == "patients":
+            _finish_patients(con, spec, st)
+        else:
+            _finish_rows(con, spec, st, keep_codes,
+                         aggregates.get(spec.internal, RowAggregates()), say)
+    present = frozenset(found)
+    patients_read, patients_accepted, patients_rejected = _patient_counts(con)
+    return LoadResult(stats, notes, present, files, patients_read, patients_accepted,
+                      patients_rejected)
+
+
+def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[TableFile],
+            selects: Sequence[str], files: Sequence[TableFile], st: TableStats) -> None:
+    """``__src_<t>``: the typed rows of every file of one table (a table for CSV, else a view)."""
+    src = f"__src_{spec.internal}"
+    cols = ", ".join(f"{name} {typ}" for name, typ in _schema(spec))
+    con.execute(f"DROP VIEW IF EXISTS {src}")
+    con.execute(f"DROP TABLE IF EXISTS {src}")
+    if not tfs:
+        con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, "
+                    "reason VARCHAR)")
+        return
+    if all(tf.format == "parquet" for tf in tfs):
+        try:
+            con.execute(f"CREATE TEMP VIEW {src} AS " + " UNION ALL ".join(
+                f"({sel})" for sel in selects))
+            con.execute(f"SELECT count(*) FROM {src} WHERE FALSE").fetchall()
+        except duckdb.Error as exc:
+            raise PopulationInputError(f"{tfs[0].shown}: cannot read the file: "
+                                       f"{_first_line(exc)}") from None
+        return
+    con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, reason VARCHAR)")
+    for tf, sel in zip(tfs, selects, strict=True):
+        try:
+            con.execute(f"INSERT INTO {src} {sel}")
+        except duckdb.Error as exc:
+            raise PopulationInputError(f"{tf.shown}: cannot read the file: "
+                                       f"{_first_line(exc)}") from None
+        if tf.format == "csv":
+            _record_csv_rejects(con, spec, tf, files.index(tf), st)
+
+
+def _schema(spec: TableSpec) -> Iterator[tuple[str, str]]:
+    types = {"id": "VARCHAR", "date": "DATE", "birth_date": "DATE", "code": "VARCHAR",
+             "number": "DOUBLE", "bool": "BOOLEAN", "text": "VARCHAR", "sex": "VARCHAR",
+             "gp_system": "VARCHAR", "kind": "VARCHAR"}
+    for c in spec.columns:
+        if c.name == "unit":
+            continue
+        yield _ident(c.target), types[c.kind]
+        if c.kind == "birth_date":
+            yield "birth_precision", "VARCHAR"
+
+
+def _record_csv_rejects(con: duckdb.DuckDBPyConnection, spec: TableSpec, tf: TableFile,
+                        file_idx: int, st: TableStats) -> None:
+    """Lines the CSV reader rejected go to the rejects; the lines after them shift."""
+    bad = _csv_rejected_lines(con)
+    if not bad:
+        return
+    st.rows_read += len(bad)
+    st.rows_rejected += len(bad)
+    for line, message, text in bad:
+        reason = f"CSV line not readable: {message.splitlines()[0] if message else 'error'}"
+        if text:
+            reason += f" (line text: {text[:80]!r})"
+        con.execute("INSERT INTO rejects VALUES (?, ?, ?, NULL, ?)",
+                    [spec.name, file_idx, line, reason])
+    # Good rows were numbered as if no line had been rejected: the row numbered r is really on
+    # line r + #{j : L_j - j < r}, for the rejected lines L_1 < L_2 < ... (j from 1).
+    shifts: dict[int, int] = {}
+    for j, line in enumerate((line for line, _, _ in bad), start=1):
+        shifts[line - j] = j
+    con.executemany("INSERT INTO __csv_shift VALUES (?, ?, ?)",
+                    [(file_idx, k, n) for k, n in sorted(shifts.items())])
+
+
+_ROW_MASK = (1 << _ROW_BITS) - 1
+_LINE_SQL = f"""(s.seq & {_ROW_MASK}) + COALESCE((SELECT max(sh.n) FROM __csv_shift sh
+    WHERE sh.file_idx = (s.seq >> {_ROW_BITS}) AND sh.k < (s.seq & {_ROW_MASK})), 0)"""
+
+
+def _finish_patients(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats) -> None:
+    """``__ids`` (every patient_id: pid, accepted, dob, dod) and ``pt`` (accepted patients).
+
+    A patient_id given on two rows is rejected on both: we cannot tell which is right.
+    ``pid`` is the row's place in the input, so results come out in the patients' order.
+    """
+    src = f"__src_{spec.internal}"
+    others = [c for c in _target_columns(spec) if c != "patient_id"]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __pts AS SELECT * FROM {src}")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE __pdup AS
+        SELECT patient_id, count(*) AS n FROM __pts WHERE patient_id IS NOT NULL
+        GROUP BY patient_id HAVING count(*) > 1""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pt AS
+        SELECT seq AS pid, patient_id, {', '.join(others)}, 0 AS rejected_rows
+        FROM __pts WHERE NOT bad AND patient_id IS NOT NULL
+          AND patient_id NOT IN (SELECT patient_id FROM __pdup)""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE __ids AS
+        SELECT patient_id, pid, TRUE AS accepted, dob, dod FROM pt
+        UNION ALL
+        SELECT patient_id, min(seq), FALSE, NULL::DATE, NULL::DATE FROM __pts
+        WHERE patient_id IS NOT NULL AND patient_id NOT IN (SELECT patient_id FROM pt)
+        GROUP BY patient_id""")
+    n_read, n_ok = (int(x or 0) for x in con.execute(
+        "SELECT (SELECT count(*) FROM __pts), (SELECT count(*) FROM pt)").fetchall()[0])
+    st.rows_read += n_read
+    st.rows_rejected += n_read - n_ok
+    st.rows_accepted = n_ok
+    if n_read > n_ok:
+        con.execute(f"""
+            INSERT INTO rejects SELECT 'patients', CAST(s.seq >> {_ROW_BITS} AS INTEGER),
+                   {_LINE_SQL}, s.patient_id,
+                   NULLIF(concat_ws('; ', s.reason, CASE WHEN g.n > 1 THEN
+                       'patient_id appears ' || g.n || ' times in the patients table' END), '')
+            FROM __pts s LEFT JOIN __pdup g USING (patient_id)
+            WHERE s.bad OR g.n > 1""")
+    con.execute("DROP TABLE __pts")
+
+
+_ORPHAN = ("CASE WHEN s.patient_id IS NOT NULL AND i.pid IS NULL THEN 'patient_id ''' || "
+           "left(s.patient_id, 60) || ''' is not in the patients table' END")
+
+
+def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats,
+                 keep_codes: str | None, aggs: RowAggregates, say: Progress) -> None:
+    t = spec.internal
+    src = f"__src_{t}"
+    cols = [c for c in _target_columns(spec) if c not in ("patient_id", "code")]
+    events = spec.name == "clinical_events"
+    date_col = {"adm": "admitted"}.get(t, "d")
+    if events:
+        say("checking SNOMED CT codes")
+        _check_codes(con, src, keep_codes)
+        code_join = "LEFT JOIN __codes c ON c.raw = s.code"
+        row_bad = "(s.bad OR c.bad_why IS NOT NULL)"
+        code_col = ", c.code"
+        why = "NULLIF(concat_ws('; ', s.reason, c.bad_why), '')"
+    else:
+        code_join = ""
+        row_bad = "s.bad"
+        code_col = ""
+        why = "s.reason"
+    # 1. One pass: counts and the engine's per-patient aggregates, grouped by the patient_id as
+    #    written (cheaper than joining every row to the patients first).
+    say(f"counting {spec.name} rows")
+    sel = ", ".join(f"s.{c} AS {c}" for c in cols)
+    plain = "".join(f", {sql} AS {name}" for name, sql in aggs.plain)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE __pa_{t} AS
+        SELECT patient_id, count(*) AS __n, count(*) FILTER (WHERE NOT __ok) AS __n_bad,
+               min({date_col}) FILTER (WHERE __ok) AS __min_d,
+               max({date_col}) FILTER (WHERE __ok) AS __max_d{plain}
+        FROM (SELECT s.patient_id, {sel}{code_col}, NOT {row_bad} AS __ok
+              FROM {src} s {code_join})
+        GROUP BY patient_id""")
+    plain_cols = "".join(f", a.{name}" for name, _ in aggs.plain)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE __rowaggs_{t} AS
+        SELECT i.pid, a.__n, a.__n_bad, a.__min_d, a.__max_d{plain_cols}
+        FROM __pa_{t} a JOIN __ids i USING (patient_id) WHERE i.accepted""")
+    n_read, n_bad, n_orphan, n_rej = (int(x or 0) for x in con.execute(f"""
+        SELECT sum(a.__n), sum(a.__n_bad),
+               sum(a.__n - a.__n_bad) FILTER (WHERE i.pid IS NULL),
+               sum(a.__n - a.__n_bad) FILTER (WHERE i.pid IS NOT NULL AND NOT i.accepted)
+        FROM __pa_{t} a LEFT JOIN __ids i USING (patient_id)""").fetchall()[0])
+    st.rows_read += n_read
+    st.rows_rejected += n_bad + n_orphan
+    st.rows_of_rejected_patients = n_rej
+    st.rows_accepted = n_read - n_bad - n_orphan - n_rej
+    # 2. Aggregates that read the patient's dates, for the few patients they can concern.
+    if aggs.person:
+        person = ", ".join(f"{sql} AS {name}" for name, sql in aggs.person)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE __cand_{t} AS
+            SELECT i.patient_id, i.pid, i.dob, i.dod
+            FROM __rowaggs_{t} a JOIN __ids i USING (pid)
+            WHERE {aggs.candidate}""")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE __person_{t} AS
+            SELECT pid, {person}
+            FROM (SELECT k.pid, k.dob, k.dod, {sel}{code_col}, NOT {row_bad} AS __ok
+                  FROM {src} s JOIN __cand_{t} k USING (patient_id) {code_join})
+            GROUP BY pid""")
+        names = "".join(f", p.{name}" for name, _ in aggs.person)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE __rowaggs_{t} AS
+            SELECT a.*{names} FROM __rowaggs_{t} a LEFT JOIN __person_{t} p USING (pid)""")
+    # 3. The rows the rules read, with the patient's pid.
+    say(f"selecting the {spec.name} rows the rules read")
+    keep = "JOIN __codes c ON c.raw = s.code AND c.keep AND c.bad_why IS NULL" if events else ""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {t} AS
+        SELECT i.pid, s.seq, {sel}{code_col}
+        FROM {src} s {keep} JOIN __ids i ON i.patient_id = s.patient_id AND i.accepted
+        WHERE NOT s.bad""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW __rows_{t} AS
+        SELECT i.pid, s.seq, {sel}{code_col}, i.dob, i.dod, TRUE AS __ok
+        FROM {src} s {code_join} JOIN __ids i ON i.patient_id = s.patient_id AND i.accepted
+        WHERE NOT {row_bad}""")
+    # 4. The rejected rows, listed (only when there are some).
+    if n_bad or n_orphan:
+        say(f"listing rejected {spec.name} rows")
+        con.execute(f"""
+            INSERT INTO rejects
+            SELECT {_q(spec.name)}, CAST(s.seq >> {_ROW_BITS} AS INTEGER), {_LINE_SQL},
+                   s.patient_id, NULLIF(concat_ws('; ', {why}, {_ORPHAN}), '')
+            FROM {src} s {code_join} LEFT JOIN __ids i ON i.patient_id = s.patient_id
+            WHERE {row_bad} OR (s.patient_id IS NOT NULL AND i.pid IS NULL)""")
+    if n_bad:
+        # Patients with rejected rows here: their record is incomplete; say so on their result.
+        con.execute(f"""
+            UPDATE pt SET rejected_rows = pt.rejected_rows + b.__n_bad
+            FROM __rowaggs_{t} b WHERE pt.pid = b.pid AND b.__n_bad > 0""")
+    con.execute(f"DROP TABLE __pa_{t}")
+
+
+def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | None) -> None:
+    """``__codes`` (raw, code, bad_why, keep): every distinct code as written, trimmed and
+    checked once (format, partition, Verhoeff check digit); ``keep`` when the engine reads it."""
+    raws = [r[0] for r in con.execute(
+        f"SELECT DISTINCT code FROM {src} WHERE code IS NOT NULL").fetchall()]
+    wanted: set[str] = set()
+    if keep_codes is not None:
+        wanted = {str(r[0]) for r in con.execute(f"SELECT code FROM {keep_codes}").fetchall()}
+    rows = []
+    for raw in raws:
+        code = str(raw).strip()
+        if not code:
+            why: str | None = "snomedct_code is empty"
+        else:
+            problem = concept_id_problem(code)
+            why = (f"snomedct_code '{code[:60]}' is not a SNOMED CT concept id: {problem}"
+                   if problem else None)
+        rows.append((raw, code, why, why is None and code in wanted))
+    con.execute("CREATE OR REPLACE TEMP TABLE __codes (raw VARCHAR, code VARCHAR, "
+                "bad_why VARCHAR, keep BOOLEAN)")
+    if rows:
+        con.executemany("INSERT INTO __codes VALUES (?, ?, ?, ?)", rows)
+
+
+def _patient_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    row = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE accepted) FROM __ids").fetchall()[0]
+    no_id = con.execute("SELECT count(*) FROM rejects WHERE tbl = 'patients' AND "
+                        "patient_id IS NULL").fetchall()[0]
+    ids, accepted = int(row[0]), int(row[1])
+    return ids + int(no_id[0]), accepted, ids - accepted + int(no_id[0])
