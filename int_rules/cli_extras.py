@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from .population.cli import register as population_register
 from .review.cli import register as review_register
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 COMMANDS: list[Register] = [
     review_register,  # docs, lint, diff, safety-case (int_rules/review)
+    population_register,  # population, synth, demo (int_rules/population)
 ]
