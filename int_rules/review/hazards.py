@@ -31,8 +31,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import Location, RulesetError
+from ..language.yamlsrc import load_yaml as read_yaml
 from ..language.yamlsrc import locate
-from .fastyaml import read_yaml
 from .findings import Finding
 
 __all__ = [

@@ -28,9 +28,9 @@ from typing import Any, Literal
 from ..codelists import MANIFEST_NAME, CodelistSet, load_codelists
 from ..errors import CodelistError, Location, RulesetError, RulesetErrors
 from ..language.yamlsrc import LocatedDict, locate
+from ..language.yamlsrc import load_yaml as read_yaml
 from ..rulebook import Rulebook, default_rulebook_dir, load
 from .analysis import DEFAULT_MAX_NODES, RulesetAnalysis, analyse_rulebook
-from .fastyaml import read_yaml
 from .findings import Finding, Severity, count_by_severity, sort_findings
 from .hazards import (
     HazardRef,
