@@ -234,10 +234,20 @@ def run_population(
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
                             pathway_mode=pathway_mode)
         say("replaying the caseload pathway", 0.5)
+        # Every item a fact reads, in one table (see sql.ITEM_SOURCES): one aggregate per level.
         con.execute("""
-            CREATE OR REPLACE TEMP TABLE evm AS
-            SELECT e.pid, e.d, e.value, e.is_problem, e.seq, g.gid
-            FROM ev e JOIN __groups g ON e.code = g.code""")
+            CREATE OR REPLACE TEMP TABLE items AS
+            SELECT e.pid, 0 AS src, g.gid, e.d, e.value, e.seq, e.is_problem,
+                   NULL::BOOLEAN AS emergency, NULL::VARCHAR AS source, NULL::VARCHAR AS kind,
+                   NULL::VARCHAR AS measure
+            FROM ev e JOIN __groups g ON e.code = g.code
+            UNION ALL
+            SELECT pid, 1, NULL, admitted, date_diff('day', admitted, discharged), seq, NULL,
+                   emergency, NULL, NULL, NULL FROM adm
+            UNION ALL
+            SELECT pid, 2, NULL, d, value, seq, NULL, NULL, source, NULL, NULL FROM rs
+            UNION ALL
+            SELECT pid, 3, NULL, d, value, seq, NULL, NULL, NULL, kind, measure FROM mon""")
         run.pathway_signatures = _pathway(con, book, compiled, info, as_of, pathway_mode)
         lap("pathway")
         say("computing facts", 0.6)
@@ -382,6 +392,7 @@ def _pathway(con: duckdb.DuckDBPyConnection, book: Rulebook, compiled: CompiledP
         wanted = ", ".join(literal(c) for c in sorted(fact_codes)) or "NULL"
         may.append(f"len(list_filter(next_codes, lambda c: c IN ({wanted}))) > 0 "
                    f"AS may_{name}")
+    table = table.append_column("sig_idx", pa.array(range(1, table.num_rows + 1), pa.int32()))
     _arrow_table(con, "__pw_arrow", table)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE __pw_res AS
         SELECT *, array_to_string(finding_ids, '{TEXT_SEPARATOR}') AS finding_ids_text,
@@ -482,11 +493,7 @@ def _replay_per_patient(con: duckdb.DuckDBPyConnection, pathway: Pathway,
 
 
 def _source_sql(source: str) -> str:
-    if source == "adm":
-        return "(SELECT *, date_diff('day', admitted, discharged) AS los FROM adm)"
-    if source == "ev_all":
-        return "__rows_ev"
-    return source
+    return "__rows_ev" if source == "ev_all" else source
 
 
 def _anchors(compiled: CompiledPopulation, items: Sequence[FactPlan]) -> list[str]:
@@ -587,6 +594,7 @@ def _rules(con: duckdb.DuckDBPyConnection, book: Rulebook, compiled: CompiledPop
     titles = {rule.id: rule.definition.title for rs in book.rulesets for rule in rs.rules}
     table = _resolve_masks(compiled, flat, [tuple(int(x) for x in r) for r in distinct],
                            finding_rulesets, titles)
+    table = table.append_column("mask_idx", pa.array(range(1, table.num_rows + 1), pa.int32()))
     _arrow_table(con, "__rdim", table)
     con.execute(f"""
         INSERT INTO rejects SELECT '(rules)', NULL, NULL, p.patient_id, d.__conflict
@@ -595,6 +603,19 @@ def _rules(con: duckdb.DuckDBPyConnection, book: Rulebook, compiled: CompiledPop
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW assessed AS
         SELECT c.* FROM __cm c JOIN __rdim d USING ({mcols}) WHERE d.__conflict IS NULL""")
+    # One row per assessed patient in input order, holding only keys into the per-mask and
+    # per-signature tables: sorting this narrow table is cheap, and the outputs then read it in
+    # order and look the lists up by index (no join, so no reordering).
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE __res AS
+        SELECT p.pid, p.patient_id, p.practice, p.neighbourhood, p.gp_system, p.sex,
+               {_age_sql(compiled.as_of, 'p.dob')} AS age, p.dod AS date_of_death,
+               w.pw_state AS pathway_state, w.pw_entered AS pathway_entered, p.rejected_rows,
+               d.mask_idx, r.sig_idx
+        FROM pt p JOIN pw w USING (pid) JOIN __cm c USING (pid)
+        JOIN __rdim d USING ({mcols}) JOIN __pw_res r ON r.sig = w.pw_sig
+        WHERE d.__conflict IS NULL
+        ORDER BY p.pid""")
     con.execute(f"CREATE OR REPLACE TEMP VIEW results AS {_results_sql(compiled, False)}")
     con.execute("""
         CREATE OR REPLACE TEMP VIEW facts_out AS
@@ -612,35 +633,47 @@ def _age_sql(as_of: dt.date, dob: str) -> str:
             f"THEN 1 ELSE 0 END) AS INTEGER)")
 
 
-def result_columns(compiled: CompiledPopulation, text: bool) -> list[str]:
-    """The SELECT list of the results (``text``: lists as ``a; b`` strings, for CSV)."""
-    cols = ["p.patient_id", "p.practice", "p.neighbourhood", "p.gp_system", "p.sex",
-            f"{_age_sql(compiled.as_of, 'p.dob')} AS age", "p.dod AS date_of_death"]
+def _result_columns(compiled: CompiledPopulation, text: bool, codes: bool = True
+                    ) -> tuple[list[str], list[str], list[str]]:
+    """(columns, lists of ``__rdim`` by mask, lists of ``__pw_res`` by signature) of the
+    results (``text``: lists as ``a; b`` strings, for CSV; ``codes``: with the pathway codes
+    that may be recorded next, which the output files leave out: they follow from the state and
+    are the same for everyone in it)."""
+    cols = ["b.patient_id", "b.practice", "b.neighbourhood", "b.gp_system", "b.sex", "b.age",
+            "b.date_of_death"]
+    by_mask: list[str] = []
+    by_sig: list[str] = []
+
+    def mask(src: str, name: str) -> None:
+        by_mask.append(f"list({src} ORDER BY mask_idx) AS {name}")
+        cols.append(f"d.{name}[b.mask_idx] AS {name}")
+
+    def sig(src: str, name: str) -> None:
+        by_sig.append(f"list({src} ORDER BY sig_idx) AS {name}")
+        cols.append(f"r.{name}[b.sig_idx] AS {name}")
+
     for rs in compiled.rulesets:
         for key in rs.outputs:
             col = output_column(rs.id, key)
-            if text and rs.hit_policy == "collect":
-                cols.append(f"d.{col}__text AS {col}")
-            else:
-                cols.append(f"d.{col}")
-    cols += ["w.pw_state AS pathway_state", "w.pw_entered AS pathway_entered"]
-    if text:
-        cols += ["r.next_steps_text AS pathway_next_steps",
-                 "r.next_codes_text AS pathway_next_codes",
-                 "r.finding_ids_text AS pathway_findings", "d.rule_ids_text AS rule_ids"]
-    else:
-        cols += ["r.next_steps AS pathway_next_steps", "r.next_codes AS pathway_next_codes",
-                 "r.finding_ids AS pathway_findings", "d.rule_ids"]
-    cols.append("p.rejected_rows")
-    return cols
+            mask(f"{col}__text" if text and rs.hit_policy == "collect" else col, col)
+    cols += ["b.pathway_state", "b.pathway_entered"]
+    suffix = "_text" if text else ""
+    sig(f"next_steps{suffix}", "pathway_next_steps")
+    if codes:
+        sig(f"next_codes{suffix}", "pathway_next_codes")
+    sig(f"finding_ids{suffix}", "pathway_findings")
+    mask(f"rule_ids{suffix}", "rule_ids")
+    cols.append("b.rejected_rows")
+    return cols, by_mask, by_sig
 
 
-def _results_sql(compiled: CompiledPopulation, text: bool, extra: str = "") -> str:
-    mcols = ", ".join(f"m{k}" for k in range(_mask_columns(compiled)))
-    return (f"SELECT p.pid, {', '.join(result_columns(compiled, text))}{extra} "
-            f"FROM pt p JOIN pw w USING (pid) JOIN __cm c USING (pid) "
-            f"JOIN __rdim d USING ({mcols}) JOIN __pw_res r ON r.sig = w.pw_sig "
-            f"WHERE d.__conflict IS NULL")
+def _results_sql(compiled: CompiledPopulation, text: bool, extra: str = "",
+                 codes: bool = True) -> str:
+    """The results, one row per assessed patient in input order (``b.pid`` first)."""
+    cols, by_mask, by_sig = _result_columns(compiled, text, codes)
+    return (f"WITH d AS (SELECT {', '.join(by_mask)} FROM __rdim), "
+            f"r AS (SELECT {', '.join(by_sig)} FROM __pw_res) "
+            f"SELECT b.pid, {', '.join(cols)}{extra} FROM __res b, d, r")
 
 
 def _fired(compiled: CompiledPopulation, flat: Sequence[_FlatRule],
@@ -890,11 +923,13 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
             raise PopulationInputError(f"cannot write {path}: {exc}") from None
         paths[name] = path
 
-    ordered = "SELECT * EXCLUDE (pid) FROM ({}) ORDER BY pid"
+    # In input order: __res is sorted and read by a scan; the lists are looked up by index.
+    ordered = "SELECT * EXCLUDE (pid) FROM ({})"
     extra = f", {sha} AS rulebook_sha256"
-    copy("results_parquet", ordered.format(_results_sql(run.compiled, False, extra)),
+    copy("results_parquet", ordered.format(_results_sql(run.compiled, False, extra, False)),
          "results.parquet")
-    copy("results_csv", ordered.format(_results_sql(run.compiled, True, extra)), "results.csv")
+    copy("results_csv", ordered.format(_results_sql(run.compiled, True, extra, False)),
+         "results.csv")
     if with_facts:
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
         copy("facts_parquet", f"SELECT patient_id, {fact_cols} FROM facts_out ORDER BY pid",

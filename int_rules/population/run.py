@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,19 @@ def population_report(
     run = run_population(book, data_dir, as_of, progress=say, threads=threads,
                          memory_limit=memory_limit, pathway_mode=pathway_mode,
                          keep_facts=keep, finding_rulesets=findings)
+    timings = run.timings
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        timings[name] = now - t
+        t = now
+
     try:
         say("writing results", 0.85)
         files = write_outputs(run, out, with_facts=with_facts)
+        lap("write_results")
         table: DashboardTable | None = None
         if dashboard is not None:
             say("computing the dashboard", 0.93)
@@ -80,12 +91,15 @@ def population_report(
             files["dashboard_csv"] = out / "dashboard.csv"
             write_dashboard_csv(table, files["dashboard_csv"], book.sha256,
                                 statuses_text(book))
+            lap("dashboard")
         summary = _summary(run, table)
         files["run_summary_json"] = out / "run_summary.json"
         files["report_html"] = out / "report.html"
         summary["files"] = {k: v.name for k, v in files.items()}
         say("writing the report", 0.97)
         write_report(run, table, files["report_html"], files, summary)
+        lap("report")
+        summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
         files["run_summary_json"].write_text(json.dumps(summary, indent=2, default=str) + "\n",
                                              encoding="utf-8")
         say("done", 1.0)

@@ -48,9 +48,11 @@ __all__ = [
 ]
 
 ITEM_KINDS = frozenset({"exists", "count", "latest_date", "first_date", "latest_value"})
-_DATE_COL = {"events": "d", "admissions": "admitted", "risk_scores": "d", "monitoring": "d"}
-_VALUE_COL = {"value": "value", "length_of_stay": "los"}
-_TABLE = {"admissions": "adm", "risk_scores": "rs", "monitoring": "mon"}
+#: Every item the facts read is one row of the engine's ``items`` table: events matched to a
+#: codelist group (``gid``), admissions, risk scores and monitoring (``src`` says which), with
+#: one date column ``d`` and one number ``value`` (for admissions, the length of stay).
+ITEM_SOURCES = {"events": 0, "admissions": 1, "risk_scores": 2, "monitoring": 3}
+_VALUE_COL = {"value": "value", "length_of_stay": "value"}
 _ORDER = {"at_least": ">=", "at_most": "<=", "greater_than": ">", "less_than": "<"}
 
 
@@ -91,19 +93,36 @@ def _days_before(as_of: dt.date, days: int) -> dt.date:
 
 
 def condition_sql(cond: Condition, types: Mapping[str, FactType], params: Mapping[str, Any],
-                  as_of: dt.date, column: Callable[[str], str] = fact_column) -> str:
-    """A ``when`` tree as a SQL boolean that is never NULL (two-valued logic)."""
+                  as_of: dt.date, column: Callable[[str], str] = fact_column,
+                  never_null: frozenset[str] = frozenset()) -> str:
+    """A ``when`` tree as a SQL boolean that is never NULL (two-valued logic).
+
+    ``never_null`` names facts that always have a value (counts, exists, derived...): their
+    tests need no ``COALESCE``.
+    """
+    def sub(c: Condition) -> str:
+        return condition_sql(c, types, params, as_of, column, never_null)
+
     if isinstance(cond, AllOf):
-        return "(" + " AND ".join(condition_sql(c, types, params, as_of, column)
-                                  for c in cond.all) + ")"
+        return "(" + " AND ".join(sub(c) for c in cond.all) + ")"
     if isinstance(cond, AnyOf):
-        return "(" + " OR ".join(condition_sql(c, types, params, as_of, column)
-                                 for c in cond.any) + ")"
+        return "(" + " OR ".join(sub(c) for c in cond.any) + ")"
     if isinstance(cond, Not):
-        return "(NOT " + condition_sql(cond.not_, types, params, as_of, column) + ")"
+        return "(NOT " + sub(cond.not_) + ")"
     if not isinstance(cond, Leaf):  # {condition: NAME} is expanded when the rulebook loads
         raise TypeError(f"unexpanded condition reference: {cond!r}")
-    return _leaf_sql(cond, types, params, as_of, column)
+    sql = _leaf_sql(cond, types, params, as_of, column)
+    operand = cond.operand
+    both_known = cond.fact in never_null and (not isinstance(operand, FactRef)
+                                              or operand.fact in never_null)
+    if both_known and sql.startswith("COALESCE(") and sql.endswith(", FALSE)"):
+        inner = sql[len("COALESCE("):-len(", FALSE)")]
+        if inner.endswith(" = TRUE"):
+            return inner[: -len(" = TRUE")]
+        if inner.endswith(" = FALSE"):
+            return f"(NOT {inner[: -len(' = FALSE')]})"
+        return f"({inner})"
+    return sql
 
 
 def _rank(col: str, scale: tuple[str, ...]) -> str:
@@ -173,10 +192,10 @@ class FactPlan:
 
     ``stage``: ``record`` (from the patients table), ``pathway`` (from the replay), ``items``
     (aggregated from a source at ``level``), ``derived`` (an expression over other facts).
-    ``source`` for items: ``evm`` (events matched to codelists), ``ev_all`` (every event, read
-    from the input rows), ``adm``, ``rs`` or ``mon``. ``value_sql`` gives the fact's value from
-    the aggregate columns (or the record/pathway columns); it is never NULL for bool and count
-    facts.
+    ``source`` for items: ``items`` (events matched to codelists, admissions, risk scores,
+    monitoring) or ``ev_all`` (every event, read from the input rows). ``value_sql`` gives the
+    fact's value from the aggregate columns (or the record/pathway columns); it is never NULL
+    for bool and count facts.
     """
 
     name: str
@@ -299,6 +318,17 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
     age = (f"(year({literal(as_of)}) - year(dob) - CASE WHEN month(dob) > {as_of.month} OR "
            f"(month(dob) = {as_of.month} AND day(dob) > {as_of.day}) THEN 1 ELSE 0 END)")
 
+    # Facts that always have a value: their tests need no COALESCE. (age: the date of birth is
+    # required; the pathway always has a state.)
+    never_null: set[str] = set()
+    for name in book.fact_order:
+        fdef = book.facts_file.facts[name]
+        if (fdef.kind in ("exists", "count", "derived", "codelist_available", "age")
+                or (fdef.kind == "pathway" and fdef.field in ("state", "findings",
+                                                              "may_record"))
+                or (fdef.kind == "constant")):
+            never_null.add(name)
+
     def level_of(name: str) -> int:
         plan = plans[name]
         return plan.level if plan.stage == "items" else 0
@@ -337,7 +367,8 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
         elif kind == "derived":
             assert fdef.when is not None
             plans[name] = FactPlan(name, kind, ftype, "derived",
-                                   condition_sql(fdef.when, types, params, as_of))
+                                   condition_sql(fdef.when, types, params, as_of,
+                                                 never_null=frozenset(never_null)))
         elif kind == "latest_of":
             assert fdef.categories is not None
             anchors = [a for a in (fdef.since, fdef.from_, fdef.until) if a is not None]
@@ -355,14 +386,14 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
                 cats.append((cat, agg_name))
             greatest = f"greatest({', '.join(a for _, a in cats)})"
             whens = " ".join(f"WHEN {a} = {greatest} THEN {literal(c)}" for c, a in cats)
-            plans[name] = FactPlan(name, kind, ftype, "items", f"CASE {whens} END", "evm",
+            plans[name] = FactPlan(name, kind, ftype, "items", f"CASE {whens} END", "items",
                                    level, tuple(aggs), needs, fdef.window)
         else:
             assert kind in ITEM_KINDS, kind
             source = fdef.source
             anchors = [a for a in (fdef.since, fdef.from_, fdef.until) if a is not None]
             level = 1 + max((level_of(a) for a in anchors), default=0)
-            date_col = _DATE_COL[source]
+            date_col = "d"
             window, needs = _window(fdef, params, as_of, date_col, fact_column)
             conds = [window, *_where(source, fdef.where)]
             if source == "events":
@@ -375,10 +406,11 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
                     ids = _ids(fdef.codelist)
                     codes = frozenset(c for cid in ids for c in book.codelists[cid].codes)
                     gid = groups.group(frozenset(ids), codes)
-                    table = "evm"
+                    table = "items"
                     conds.insert(0, f"gid = {gid}")
             else:
-                table = _TABLE[source]
+                table = "items"
+                conds.insert(0, f"src = {ITEM_SOURCES[source]}")
             filt = " AND ".join(conds)
             agg_name = f"a_{name}"
             if kind == "exists":
@@ -402,16 +434,18 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
                                    (ItemAggregate(agg_name, agg),), needs, fdef.window)
         del col
 
-    rulesets = tuple(_compile_ruleset(rs, types, as_of) for rs in book.rulesets)
+    rulesets = tuple(_compile_ruleset(rs, types, as_of, frozenset(never_null))
+                     for rs in book.rulesets)
     max_level = max((p.level for p in plans.values() if p.stage == "items"), default=0)
     return CompiledPopulation(as_of, plans, tuple(book.fact_order), tuple(groups.rows),
                               max_level, may_record, rulesets)
 
 
 def _compile_ruleset(rs: CompiledRuleset, types: Mapping[str, FactType],
-                     as_of: dt.date) -> RulesetPlan:
+                     as_of: dt.date, never_null: frozenset[str]) -> RulesetPlan:
     rules = tuple(
-        RulePlan(rule.id, condition_sql(rule.definition.when, types, rs.params, as_of),
+        RulePlan(rule.id, condition_sql(rule.definition.when, types, rs.params, as_of,
+                                        never_null=never_null),
                  dict(rule.definition.then), rule.definition.priority)
         for rule in rs.rules
     )

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import pyarrow as pa
 
 from ..errors import IntRulesError
 from ..snomed import concept_id_problem
@@ -768,30 +769,33 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
     cols = [c for c in _target_columns(spec) if c not in ("patient_id", "code")]
     events = spec.name == "clinical_events"
     date_col = {"adm": "admitted"}.get(t, "d")
+    sel = ", ".join(f"s.{c} AS {c}" for c in cols)
+    code_join = ""
+    row_bad = "s.bad"
+    code_col = ""
+    why = "s.reason"
+    keep = "TRUE"
     if events:
         say("checking SNOMED CT codes")
-        _check_codes(con, src, keep_codes)
+        any_bad = _check_codes(con, src, keep_codes)
         code_join = "LEFT JOIN __codes c ON c.raw = s.code"
-        row_bad = "(s.bad OR c.bad_why IS NOT NULL)"
         code_col = ", c.code"
-        why = "NULLIF(concat_ws('; ', s.reason, c.bad_why), '')"
-    else:
-        code_join = ""
-        row_bad = "s.bad"
-        code_col = ""
-        why = "s.reason"
+        keep = "c.keep"
+        if any_bad:
+            row_bad = "(s.bad OR c.bad_why IS NOT NULL)"
+            why = "NULLIF(concat_ws('; ', s.reason, c.bad_why), '')"
     # 1. One pass: counts and the engine's per-patient aggregates, grouped by the patient_id as
-    #    written (cheaper than joining every row to the patients first).
+    #    written (cheaper than joining every row to the patients first). The codes are joined
+    #    only when some are bad (the aggregates here never read them).
     say(f"counting {spec.name} rows")
-    sel = ", ".join(f"s.{c} AS {c}" for c in cols)
     plain = "".join(f", {sql} AS {name}" for name, sql in aggs.plain)
+    pa_join = code_join if row_bad != "s.bad" else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE __pa_{t} AS
         SELECT patient_id, count(*) AS __n, count(*) FILTER (WHERE NOT __ok) AS __n_bad,
                min({date_col}) FILTER (WHERE __ok) AS __min_d,
                max({date_col}) FILTER (WHERE __ok) AS __max_d{plain}
-        FROM (SELECT s.patient_id, {sel}{code_col}, NOT {row_bad} AS __ok
-              FROM {src} s {code_join})
+        FROM (SELECT s.patient_id, {sel}, NOT {row_bad} AS __ok FROM {src} s {pa_join})
         GROUP BY patient_id""")
     plain_cols = "".join(f", a.{name}" for name, _ in aggs.plain)
     con.execute(f"""
@@ -807,32 +811,30 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
     st.rows_rejected += n_bad + n_orphan
     st.rows_of_rejected_patients = n_rej
     st.rows_accepted = n_read - n_bad - n_orphan - n_rej
-    # 2. Aggregates that read the patient's dates, for the few patients they can concern.
+    # 2. The rows the rules read (for events: codes some fact or the pathway reads).
+    say(f"selecting the {spec.name} rows the rules read")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {t} AS
+        SELECT i.pid, x.* EXCLUDE (patient_id)
+        FROM (SELECT s.seq, s.patient_id, {sel}{code_col}
+              FROM {src} s {code_join} WHERE NOT {row_bad} AND {keep}) x
+        JOIN __ids i ON i.patient_id = x.patient_id AND i.accepted""")
+    # 3. Aggregates that read the patient's dates, only for the few patients they can concern
+    #    (a join to that short list, so no row is joined to the whole patients table).
     if aggs.person:
-        person = ", ".join(f"{sql} AS {name}" for name, sql in aggs.person)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE __cand_{t} AS
-            SELECT i.patient_id, i.pid, i.dob, i.dod
-            FROM __rowaggs_{t} a JOIN __ids i USING (pid)
+            SELECT i.patient_id, i.pid, i.dob, i.dod FROM __rowaggs_{t} a JOIN __ids i USING (pid)
             WHERE {aggs.candidate}""")
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE __person_{t} AS
-            SELECT pid, {person}
-            FROM (SELECT k.pid, k.dob, k.dod, {sel}{code_col}, NOT {row_bad} AS __ok
-                  FROM {src} s JOIN __cand_{t} k USING (patient_id) {code_join})
-            GROUP BY pid""")
+        person = ", ".join(f"{sql} AS {name}" for name, sql in aggs.person)
         names = "".join(f", p.{name}" for name, _ in aggs.person)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE __rowaggs_{t} AS
-            SELECT a.*{names} FROM __rowaggs_{t} a LEFT JOIN __person_{t} p USING (pid)""")
-    # 3. The rows the rules read, with the patient's pid.
-    say(f"selecting the {spec.name} rows the rules read")
-    keep = "JOIN __codes c ON c.raw = s.code AND c.keep AND c.bad_why IS NULL" if events else ""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {t} AS
-        SELECT i.pid, s.seq, {sel}{code_col}
-        FROM {src} s {keep} JOIN __ids i ON i.patient_id = s.patient_id AND i.accepted
-        WHERE NOT s.bad""")
+            SELECT a.*{names} FROM __rowaggs_{t} a LEFT JOIN (
+                SELECT pid, {person}
+                FROM (SELECT k.pid, k.dob, k.dod, {sel}, NOT {row_bad} AS __ok
+                      FROM {src} s JOIN __cand_{t} k USING (patient_id) {pa_join})
+                GROUP BY pid) p USING (pid)""")
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW __rows_{t} AS
         SELECT i.pid, s.seq, {sel}{code_col}, i.dob, i.dod, TRUE AS __ok
@@ -855,9 +857,10 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
     con.execute(f"DROP TABLE __pa_{t}")
 
 
-def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | None) -> None:
+def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | None) -> bool:
     """``__codes`` (raw, code, bad_why, keep): every distinct code as written, trimmed and
-    checked once (format, partition, Verhoeff check digit); ``keep`` when the engine reads it."""
+    checked once (format, partition, Verhoeff check digit); ``keep`` when the engine reads it.
+    Returns whether any code is bad."""
     raws = [r[0] for r in con.execute(
         f"SELECT DISTINCT code FROM {src} WHERE code IS NOT NULL").fetchall()]
     wanted: set[str] = set()
@@ -873,10 +876,18 @@ def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | Non
             why = (f"snomedct_code '{code[:60]}' is not a SNOMED CT concept id: {problem}"
                    if problem else None)
         rows.append((raw, code, why, why is None and code in wanted))
-    con.execute("CREATE OR REPLACE TEMP TABLE __codes (raw VARCHAR, code VARCHAR, "
-                "bad_why VARCHAR, keep BOOLEAN)")
-    if rows:
-        con.executemany("INSERT INTO __codes VALUES (?, ?, ?, ?)", rows)
+    table = pa.table({
+        "raw": pa.array([r[0] for r in rows], pa.string()),
+        "code": pa.array([r[1] for r in rows], pa.string()),
+        "bad_why": pa.array([r[2] for r in rows], pa.string()),
+        "keep": pa.array([r[3] for r in rows], pa.bool_()),
+    })
+    con.register("__codes_arrow", table)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE __codes AS SELECT * FROM __codes_arrow")
+    finally:
+        con.unregister("__codes_arrow")
+    return any(why is not None for _, _, why, _ in rows)
 
 
 def _patient_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
