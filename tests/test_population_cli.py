@@ -164,3 +164,17 @@ def test_demo_makes_a_population_and_says_where_the_report_is(
     assert report.is_file()
     assert (tmp_path / "demo" / "data" / "patients.csv").is_file()
     assert "1,500 patients read: 1,500 assessed" in out
+
+
+def test_same_inputs_same_bytes_in_input_order(extract: Path, report: Path,
+                                               tmp_path: Path) -> None:
+    assert main(["population", str(extract), "--as-of", "2026-03-31", "--out", str(tmp_path),
+                 "--quiet", "--threads", "1"]) == 0
+    for name in ("results.csv", "results.parquet", "findings.csv", "rejects.csv",
+                 "dashboard.csv"):
+        assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name
+    with (extract / "patients.csv").open(newline="") as fh:
+        given = [row["patient_id"] for row in csv.DictReader(fh)]
+    with (tmp_path / "results.csv").open(newline="") as fh:
+        written = [row["patient_id"] for row in csv.DictReader(fh)]
+    assert written == given

@@ -171,6 +171,7 @@ def table_spec(name: str) -> TableSpec:
 # -- discovering files ------------------------------------------------------------------------
 
 _SUFFIXES = (".csv", ".csv.gz", ".parquet")
+_NOT_DATA = frozenset({".json", ".md", ".txt", ".yaml", ".yml"})
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,8 @@ def discover(data_dir: Path) -> tuple[dict[str, list[TableFile]], list[str]]:
             continue
         fmt = _format_of(entry)
         stem = _stem(entry)
+        if fmt is None and entry.suffix.lower() in _NOT_DATA:
+            continue  # a README or a synth.json beside the tables
         if fmt is None or stem not in known:
             notes.append(f"'{entry.name}' ignored: tables are "
                          f"{', '.join(t.name + '.csv' for t in TABLES)} (or .parquet)")
