@@ -52,14 +52,19 @@ def test_population_writes_every_output(report: Path) -> None:
 
 
 def test_every_output_carries_the_rulebook_sha256_and_statuses(report: Path) -> None:
+    drafts = any(rs.definition.status == "draft" for rs in BOOK.rulesets)
     for name in ("results.csv", "findings.csv", "rejects.csv", "dashboard.csv"):
         with (report / name).open(newline="") as fh:
             reader = csv.DictReader(fh)
-            assert reader.fieldnames is not None and "rulebook_sha256" in reader.fieldnames
-            assert {row["rulebook_sha256"] for row in reader} <= {BOOK.sha256}
+            assert reader.fieldnames is not None
+            assert {"rulebook_sha256", "rulebook_status"} <= set(reader.fieldnames), name
+            for row in reader:
+                assert row["rulebook_sha256"] == BOOK.sha256
+                assert (row["rulebook_status"] == "draft") == drafts
     with (report / "dashboard.csv").open(newline="") as fh:
-        statuses = next(csv.DictReader(fh))["rulebook_status"]
-    assert "identification 0.2.0 draft" in statuses or "identification" in statuses
+        statuses = next(csv.DictReader(fh))["ruleset_statuses"]
+    for rs in BOOK.rulesets:
+        assert f"{rs.id} {rs.definition.version} {rs.definition.status}" in statuses
     for name in ("results.parquet", "facts.parquet"):
         meta = pq.read_metadata(report / name).metadata
         prov = json.loads(meta[b"int_rules_provenance"])

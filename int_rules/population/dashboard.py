@@ -586,13 +586,16 @@ def csv_header(table: DashboardTable) -> list[str]:
     return names
 
 
-def write_dashboard_csv(table: DashboardTable, path: Path, sha256: str, statuses: str) -> None:
+def write_dashboard_csv(table: DashboardTable, path: Path, sha256: str, status: str,
+                        statuses: str) -> None:
     """``dashboard.csv``: one row per neighbourhood (and the total), one column per figure,
-    with the rulebook's sha256 and ruleset statuses and the dashboard file's own sha256."""
+    with the rulebook's sha256 and status, every ruleset's version and status, and the
+    dashboard file's own sha256."""
     names = csv_header(table)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow([*names, "rulebook_sha256", "rulebook_status", "dashboard_sha256"])
+        writer.writerow([*names, "rulebook_sha256", "rulebook_status", "ruleset_statuses",
+                         "dashboard_sha256"])
         for row in table.rows:
             cells = []
             for name in names:
@@ -600,7 +603,7 @@ def write_dashboard_csv(table: DashboardTable, path: Path, sha256: str, statuses
                 if isinstance(value, float):
                     value = f"{value:.4f}"
                 cells.append("" if value is None else value)
-            writer.writerow([*cells, sha256, statuses, table.dashboard.sha256])
+            writer.writerow([*cells, sha256, status, statuses, table.dashboard.sha256])
 
 
 def describe_expect(measure: Measure) -> str:

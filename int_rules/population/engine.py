@@ -157,6 +157,16 @@ def statuses_text(book: Rulebook) -> str:
     return "; ".join(parts)
 
 
+def overall_status(book: Rulebook) -> str:
+    """The least approved status of any ruleset or the pathway: ``draft`` if any is a draft,
+    else ``retired`` if any is retired, else ``approved`` (one word for every output row)."""
+    found = {rs.definition.status for rs in book.rulesets} | {book.pathway.status}
+    for status in ("draft", "retired"):
+        if status in found:
+            return status
+    return "approved"
+
+
 def output_column(ruleset: str, output: str) -> str:
     """The results column of one ruleset output: ``<ruleset>_<output>``."""
     return f"{ruleset}_{output}"
@@ -897,8 +907,9 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
                   ) -> dict[str, Path]:
     """Write results (Parquet and CSV), findings and rejects (CSV) and, ``with_facts``, every
     fact value (Parquet) into ``out_dir``. Returns the paths written, by name. Every file
-    carries the rulebook's sha256 (Parquet: in its key-value metadata with the ruleset statuses;
-    CSV: a column)."""
+    carries the rulebook's sha256 and status: Parquet in its key-value metadata with every
+    ruleset's version and status; CSV in the columns ``rulebook_sha256`` and ``rulebook_status``
+    (``draft`` while any ruleset is a draft; the sha256 names the exact versions)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -925,7 +936,8 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
 
     # In input order: __res is sorted and read by a scan; the lists are looked up by index.
     ordered = "SELECT * EXCLUDE (pid) FROM ({})"
-    extra = f", {sha} AS rulebook_sha256"
+    status = literal(overall_status(run.book))
+    extra = f", {sha} AS rulebook_sha256, {status} AS rulebook_status"
     copy("results_parquet", ordered.format(_results_sql(run.compiled, False, extra, False)),
          "results.parquet")
     copy("results_csv", ordered.format(_results_sql(run.compiled, True, extra, False)),
@@ -934,11 +946,11 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
         copy("facts_parquet", f"SELECT patient_id, {fact_cols} FROM facts_out ORDER BY pid",
              "facts.parquet")
-    copy("findings_csv", f"SELECT *, {sha} AS rulebook_sha256 FROM findings "
-                         "ORDER BY patient_id, date, finding_id", "findings.csv")
+    copy("findings_csv", f"SELECT *, {sha} AS rulebook_sha256, {status} AS rulebook_status "
+                         "FROM findings ORDER BY patient_id, date, finding_id", "findings.csv")
     copy("rejects_csv", f"SELECT tbl AS \"table\", file, row, patient_id, reason, "
-                        f"{sha} AS rulebook_sha256 FROM rejects_out ORDER BY tbl, file, row",
-         "rejects.csv")
+                        f"{sha} AS rulebook_sha256, {status} AS rulebook_status FROM rejects_out "
+                        "ORDER BY tbl, file, row", "rejects.csv")
     return paths
 
 

@@ -137,9 +137,11 @@ def bar_chart_svg(labels: Sequence[str], values: Sequence[float | None], *,
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1,
-           total_last: bool = False) -> str:
+           total_last: bool = False, titles: Sequence[str] | None = None) -> str:
     out = ['<div class="scroll"><table><thead><tr>']
-    out += [f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(headers)]
+    tips = titles or [""] * len(headers)
+    out += [f'<th class="{"l" if i < left else ""}" title="{_e(tip)}">{_e(h)}</th>'
+            for i, (h, tip) in enumerate(zip(headers, tips, strict=True))]
     out.append("</tr></thead><tbody>")
     for r, row in enumerate(rows):
         cls = ' class="total"' if total_last and r == len(rows) - 1 else ""
@@ -241,12 +243,14 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                         + "".join(f"<li>{_e(mid)}: {_e(why)}</li>" for mid, why in missing)
                         + "</ul></div>")
         names = csv_header(table)
-        heads = [_column_title(table, n) for n in names]
         rows = []
         for r in table.rows:
             rows.append([_e(_fmt(r.get(n), share=n.endswith("share"))) for n in names])
         body.append('<h2 id="figures">All figures by neighbourhood</h2>')
-        body.append(_table(heads, rows, total_last=True))
+        body.append('<p class="small">Columns as in <code>dashboard.csv</code>; hover a heading '
+                    'for its meaning, or see the <a href="#definitions">definitions</a>.</p>')
+        body.append(_table(names, rows, total_last=True,
+                           titles=[_column_title(table, n) for n in names]))
     else:
         body.append('<h2 id="dashboard">Dashboard</h2><p>This rulebook has no dashboard.yaml, '
                     "so no dashboard figures were computed.</p>")

@@ -20,7 +20,13 @@ from .dashboard import (
     unavailable,
     write_dashboard_csv,
 )
-from .engine import PopulationRun, run_population, statuses_text, write_outputs
+from .engine import (
+    PopulationRun,
+    overall_status,
+    run_population,
+    statuses_text,
+    write_outputs,
+)
 from .report import write_report
 
 if TYPE_CHECKING:
@@ -90,7 +96,7 @@ def population_report(
             table = compute_dashboard(run, dashboard)
             files["dashboard_csv"] = out / "dashboard.csv"
             write_dashboard_csv(table, files["dashboard_csv"], book.sha256,
-                                statuses_text(book))
+                                overall_status(book), statuses_text(book))
             lap("dashboard")
         summary = _summary(run, table)
         files["run_summary_json"] = out / "run_summary.json"
