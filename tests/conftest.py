@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+import int_rules
+from int_rules.rulebook import Rulebook
 
 PROFILE_ENV = "INT_RULES_HYPOTHESIS_PROFILE"
 
@@ -37,3 +41,9 @@ _profile = os.environ.get(PROFILE_ENV, "ci")
 if _profile not in ("ci", "deep"):
     raise ValueError(f"{PROFILE_ENV}={_profile!r}: choose 'ci' or 'deep'")
 settings.load_profile(_profile)
+
+
+@pytest.fixture(scope="session")
+def book() -> Rulebook:
+    """The bundled rulebook, loaded once per test session (it is immutable)."""
+    return int_rules.load()

@@ -11,7 +11,7 @@ path real input takes. What they contain:
   (to be ignored), and *clusters*: several events on a few shared dates, so same-day ordering
   and same-day conflicts are exercised;
 * numeric values that stress number handling (whole and fractional, tiny and huge, ``1e-05``
-  and infinity; never NaN, which a record should not carry);
+  and the largest finite float; never NaN or infinity, which a record refuses);
 * hospital admissions (emergency or not, discharged or still in), DELPPHI and other risk
   scores, remote-monitoring readings and alerts, a date of death (before or after ``as_of``,
   possibly before some events), birth dates given to the day or the month, free-text
@@ -32,12 +32,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
 
 from int_rules.codelists import load_codelists
+from int_rules.errors import IntRulesError
 from int_rules.record import PatientRecord
+from int_rules.rulebook import Rulebook
 from int_rules.snomed import check_digit
 
 __all__ = [
@@ -113,7 +116,7 @@ def numbers() -> st.SearchStrategy[float]:
         st.integers(0, 10).map(float),
         st.floats(0, 1, allow_nan=False),
         st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
-        st.sampled_from([1e-05, 5e-324, 2e16, 0.1 + 0.2, -0.0, 0.24, 0.36, float("inf")]),
+        st.sampled_from([1e-05, 5e-324, 2e16, 0.1 + 0.2, -0.0, 0.24, 0.36, 1.7976931348623157e308]),
     )
 
 
@@ -171,3 +174,14 @@ def patient_records(
         dod = draw(when)
         data["date_of_death"] = max(dod, born)
     return PatientRecord.from_dict(data)
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "records" / "frail_on_caseload.json"
+
+
+def outcome(book: Rulebook, record: PatientRecord, as_of: dt.date, engine: str) -> Any:
+    """The comparable assessment, or the error raised (type and message), for one engine."""
+    try:
+        return book.assess(record, as_of, engine=engine).comparable()
+    except IntRulesError as exc:
+        return ("raised", type(exc).__name__, str(exc))

@@ -17,11 +17,6 @@ EXAMPLES = sorted((REPO / "examples" / "records").glob("*.json"))
 AS_OF = dt.date(2026, 11, 23)
 
 
-@pytest.fixture(scope="module")
-def book() -> int_rules.Rulebook:
-    return int_rules.load()
-
-
 def test_bundled_examples_exist_and_assess(book: int_rules.Rulebook) -> None:
     assert EXAMPLES, "examples/records/*.json are the README's bundled example data"
     for path in EXAMPLES:

@@ -11,39 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import int_rules
-from int_rules import IntRulesError, PatientRecord
+from int_rules import PatientRecord
 from int_rules.cli import main
 from int_rules.engines import durable
 from int_rules.rulebook import Rulebook
 from int_rules.scenarios import load_scenarios, run_scenarios
-from tests.strategies import AS_OF, as_of_dates, patient_records
+from tests.strategies import AS_OF, EXAMPLE, as_of_dates, outcome, patient_records
 
 pytest.importorskip("durable_rules_engine", reason="the durable extra is not installed")
-
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "records" / \
-    "frail_on_caseload.json"
-
-
-@pytest.fixture(scope="module")
-def book() -> Rulebook:
-    return int_rules.load()
-
-
-def outcome(book: Rulebook, record: PatientRecord, as_of: dt.date, engine: str) -> Any:
-    """The comparable assessment, or the error raised (type and message), for one engine."""
-    try:
-        return book.assess(record, as_of, engine=engine).comparable()
-    except IntRulesError as exc:
-        return ("raised", type(exc).__name__, str(exc))
 
 
 def assert_same(book: Rulebook, record: PatientRecord, as_of: dt.date) -> Any:

@@ -9,7 +9,6 @@ far beyond what the bundled rulesets happen to use.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import int_rules
-from int_rules import IntRulesError, PatientRecord, RulesetError
+from int_rules import PatientRecord, RulesetError
 from int_rules.conditions import compile_condition
 from int_rules.engines import durable
 from int_rules.errors import Location
@@ -27,25 +25,9 @@ from int_rules.facts import FactType
 from int_rules.language.schema import RulesetFile
 from int_rules.rulebook import CompiledRule, CompiledRuleset, Rulebook
 from tests.bookfactory import CITE, make_book, ruleset
-from tests.strategies import AS_OF, patient_records
+from tests.strategies import AS_OF, outcome, patient_records
 
 pytest.importorskip("durable_rules_engine", reason="the durable extra is not installed")
-
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "records" / \
-    "frail_on_caseload.json"
-
-
-@pytest.fixture(scope="module")
-def book() -> Rulebook:
-    return int_rules.load()
-
-
-def outcome(book: Rulebook, record: PatientRecord, as_of: dt.date, engine: str) -> Any:
-    try:
-        return book.assess(record, as_of, engine=engine).comparable()
-    except IntRulesError as exc:
-        return ("raised", type(exc).__name__, str(exc))
 
 
 # -- generated rules --------------------------------------------------------------------------
@@ -303,3 +285,21 @@ facts:
     monkeypatch.setattr(durable, "_check_hashes", lambda keys, where: None)
     unchecked = make_book(tmp_path / "unchecked", facts, {"t": ruleset("t", rules, OUT)})
     assert unchecked.assess(OLD, AS_OF, engine="durable").rule_ids == ()
+
+
+def test_a_finaliser_during_compilation_cannot_deadlock() -> None:
+    """Garbage collection can free an old rulebook while another compiles, running its
+    finaliser on the compiling thread inside the cache lock; that must not wait for itself."""
+    import threading
+
+    from int_rules.engines import durable
+
+    done = threading.Event()
+
+    def compile_then_collect() -> None:
+        with durable._CACHE_LOCK:  # as _compiled holds it while compiling
+            durable._evict(-1, object())  # the finaliser of a freed book, on this thread
+        done.set()
+
+    threading.Thread(target=compile_then_collect, daemon=True).start()
+    assert done.wait(10), "evicting inside the cache lock deadlocked"

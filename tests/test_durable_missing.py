@@ -6,17 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import int_rules
 from int_rules import EngineUnavailableError, PatientRecord
 from int_rules.cli import main
+from tests.strategies import EXAMPLE
 
 AS_OF = dt.date(2026, 11, 23)
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "records" / \
-    "frail_on_caseload.json"
 
 
 def _without_durable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1026,7 +1026,9 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
 # -- the cache and the entry points -----------------------------------------------------------
 
 _CACHE: dict[int, tuple[weakref.ref[Rulebook], _CompiledBook]] = {}
-_CACHE_LOCK = threading.Lock()
+# Re-entrant: a book's finaliser (_evict) can run on this thread *while* _compiled holds the
+# lock (garbage collection during a compile); a plain Lock deadlocked there.
+_CACHE_LOCK = threading.RLock()
 
 
 def _compiled(book: Rulebook) -> _CompiledBook:
