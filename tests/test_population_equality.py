@@ -26,8 +26,9 @@ from tests.strategies import as_of_dates, patient_records
 
 BOOK = int_rules.load()
 # Each example runs DuckDB over a whole small population (dozens of queries), so it costs far
-# more than one record: a quarter of the profile's examples, each with up to a dozen patients.
-_EXAMPLES = max(10, settings().max_examples // 4)
+# more than one record: a quarter of the profile's examples (at most 400, about five minutes),
+# each with up to a dozen patients.
+_EXAMPLES = max(10, min(settings().max_examples // 4, 400))
 
 
 @st.composite
