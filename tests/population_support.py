@@ -91,6 +91,13 @@ def _parquet_type(column: str) -> pa.DataType:
     return pa.string()
 
 
+def as_read(records: Sequence[PatientRecord]) -> list[PatientRecord]:
+    """The records as the tables give them back: an empty text cell is "not recorded" (a CSV
+    cannot tell an empty practice from a missing one), so '' becomes None."""
+    return [r.model_copy(update={"practice": r.practice or None,
+                                 "neighbourhood": r.neighbourhood or None}) for r in records]
+
+
 def without(records: Sequence[PatientRecord], tables: Iterable[str]) -> list[PatientRecord]:
     """The records as the reference engine sees them when those optional tables are absent."""
     drop = set(tables)

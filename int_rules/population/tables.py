@@ -379,6 +379,11 @@ def _is(src_type: str, names: Sequence[str]) -> bool:
     return base in names
 
 
+#: The characters Python's ``str.strip()`` removes (as records do): cells are trimmed of these,
+#: and a cell left empty is "not recorded".
+_WHITESPACE = "'" + "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "'"
+
+
 def _fast_typed(col: Column, src_type: str) -> bool:
     """Whether a typed (Parquet) column can be used as it is, without going through text."""
     kind = col.kind
@@ -527,8 +532,8 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
                 inner.append(f"{_ident(src)} AS __s_{col.target}")
                 mid.append(f"__s_{col.target}")
             else:
-                inner.append(f"NULLIF(trim(CAST({_ident(src)} AS VARCHAR)), '') AS "
-                             f"__t_{col.target}")
+                inner.append(f"NULLIF(trim(CAST({_ident(src)} AS VARCHAR), {_WHITESPACE}), '') "
+                             f"AS __t_{col.target}")
                 mid.append(f"__t_{col.target}")
             value, extra = _typed(col, typ, fast)
             mid.append(f"{value} AS __v_{col.target}")
@@ -798,7 +803,7 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
         SELECT patient_id, count(*) AS __n, count(*) FILTER (WHERE NOT __ok) AS __n_bad,
                min({date_col}) FILTER (WHERE __ok) AS __min_d,
                max({date_col}) FILTER (WHERE __ok) AS __max_d{plain}
-        FROM (SELECT s.patient_id, {sel}, NOT {row_bad} AS __ok FROM {src} s {pa_join})
+        FROM (SELECT s.patient_id, s.seq, {sel}, NOT {row_bad} AS __ok FROM {src} s {pa_join})
         GROUP BY patient_id""")
     plain_cols = "".join(f", a.{name}" for name, _ in aggs.plain)
     con.execute(f"""
@@ -835,7 +840,7 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
             CREATE OR REPLACE TEMP TABLE __rowaggs_{t} AS
             SELECT a.*{names} FROM __rowaggs_{t} a LEFT JOIN (
                 SELECT pid, {person}
-                FROM (SELECT k.pid, k.dob, k.dod, {sel}, NOT {row_bad} AS __ok
+                FROM (SELECT k.pid, k.dob, k.dod, s.seq, {sel}, NOT {row_bad} AS __ok
                       FROM {src} s JOIN __cand_{t} k USING (patient_id) {pa_join})
                 GROUP BY pid) p USING (pid)""")
     con.execute(f"""
