@@ -75,8 +75,8 @@ def naive_build(record: PatientRecord, as_of: dt.date, match: MatchGroups) -> Ev
     for code, gids in match.code_groups.items():
         for gid in gids:
             group_codes.setdefault(gid, set()).add(code)
-    groups = [[ev for ev in events if ev.code in group_codes.get(gid, set())]
-              for gid in range(len(match))]
+    groups = {gid: [ev for ev in events if ev.code in group_codes.get(gid, set())]
+              for gid in range(len(match))}
     return EvalContext(record=record, as_of=as_of, groups=groups, events=events)
 
 

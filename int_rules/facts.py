@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -92,7 +93,7 @@ class EvalContext:
 
     record: PatientRecord
     as_of: dt.date
-    groups: list[list[CodedEvent]]  # events of each match group, ascending by date (all dates)
+    groups: dict[int, list[CodedEvent]]  # events per match group present, ascending by date
     events: list[CodedEvent]  # every event, ascending by date (all dates)
     values: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, tuple[EvidenceItem, ...]] = field(default_factory=dict)
@@ -102,14 +103,18 @@ class EvalContext:
 
     @classmethod
     def build(cls, record: PatientRecord, as_of: dt.date, match: MatchGroups) -> EvalContext:
-        groups: list[list[CodedEvent]] = [[] for _ in range(len(match))]
+        groups: dict[int, list[CodedEvent]] = {}
         code_groups = match.code_groups
         events = sorted(record.events, key=_BY_DATE)
         for ev in events:
             gids = code_groups.get(ev.code)
             if gids:
                 for gid in gids:
-                    groups[gid].append(ev)
+                    found = groups.get(gid)
+                    if found is None:
+                        groups[gid] = [ev]
+                    else:
+                        found.append(ev)
         return cls(record=record, as_of=as_of, groups=groups, events=events)
 
     def items(self, source: str) -> Sequence[Any]:
@@ -125,23 +130,12 @@ class EvalContext:
 _BY_DATE = operator.attrgetter("date")
 
 
-def _event_date(ev: CodedEvent) -> dt.date:
-    return ev.date
-
-
-def _admission_date(a: Admission) -> dt.date:
-    return a.admitted
-
-
-def _plain_date(x: RiskScore | MonitoringEvent) -> dt.date:
-    return x.date
-
-
+# C-level getters: these run inside every bisection and selection.
 _DATE_OF: dict[str, Callable[[Any], dt.date]] = {
-    "events": _event_date,
-    "admissions": _admission_date,
-    "risk_scores": _plain_date,
-    "monitoring": _plain_date,
+    "events": _BY_DATE,
+    "admissions": operator.attrgetter("admitted"),
+    "risk_scores": _BY_DATE,
+    "monitoring": _BY_DATE,
 }
 
 #: Fields each source may be filtered on with ``where``, and their Python types.
@@ -241,18 +235,15 @@ def select(
     date_of: Callable[[Any], dt.date],
     keep: Callable[[Any], bool] | None,
 ) -> list[Any]:
-    """Items (ascending by date) whose date is within inclusive bounds and that ``keep``."""
+    """Items (ascending by date) whose date is within inclusive bounds and that ``keep``.
+
+    The bounds are found by bisection, so a window over a long list costs its own length.
+    """
     start, end = bounds
-    out = []
-    for item in items:
-        d = date_of(item)
-        if end is not None and d > end:
-            break
-        if start is not None and d < start:
-            continue
-        if keep is None or keep(item):
-            out.append(item)
-    return out
+    lo = 0 if start is None else bisect_left(items, start, key=date_of)
+    hi = len(items) if end is None else bisect_right(items, end, lo=lo, key=date_of)
+    window = list(items[lo:hi])
+    return window if keep is None else [item for item in window if keep(item)]
 
 
 def make_where(where: Mapping[str, Any] | None) -> Callable[[Any], bool] | None:
@@ -260,6 +251,10 @@ def make_where(where: Mapping[str, Any] | None) -> Callable[[Any], bool] | None:
     if not where:
         return None
     pairs = tuple(where.items())
+    if len(pairs) == 1:
+        (name, wanted), = pairs
+        get = operator.attrgetter(name)
+        return lambda item: bool(get(item) == wanted)
 
     def keep(item: Any) -> bool:
         return all(getattr(item, name) == wanted for name, wanted in pairs)

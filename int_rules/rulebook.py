@@ -691,10 +691,11 @@ def _compile_fact(
             raise _FactProblem(("scale",), f"scale must list exactly the categories "
                                            f"({', '.join(names)})")
         cat_groups = tuple(cats)
+        cat_gids = frozenset(gid for _, gid in cats)
 
         def latest_of(ctx: EvalContext) -> FactResult:
             groups = ctx.groups
-            if not any(groups[gid] for _, gid in cat_groups):
+            if not groups.keys() & cat_gids:
                 return None, ()
             bounds = window_fn(ctx)
             if bounds is None:
@@ -702,7 +703,7 @@ def _compile_fact(
             best: Any = None
             best_cat: str | None = None
             for cat, gid in cat_groups:
-                items = groups[gid]
+                items = groups.get(gid)
                 if not items:
                     continue
                 found = select(items, bounds, _DATE_OF["events"], None)
@@ -752,7 +753,7 @@ def _compile_fact(
         nothing = reduce_items(kind, [], date_of, value_field)
 
         def over_events(ctx: EvalContext) -> FactResult:
-            items = ctx.groups[gid]
+            items = ctx.groups.get(gid)
             if not items:  # the common case: the record has no event of these codelists
                 return nothing
             bounds = window_fn(ctx)
