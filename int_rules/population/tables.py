@@ -379,9 +379,12 @@ def _is(src_type: str, names: Sequence[str]) -> bool:
     return base in names
 
 
-#: The characters Python's ``str.strip()`` removes (as records do): cells are trimmed of these,
+#: Unicode White_Space, the characters records strip from text (pydantic strips these, not
+#: Python's wider ``str.isspace`` set, which also has U+001C-U+001F): cells are trimmed of them,
 #: and a cell left empty is "not recorded".
-_WHITESPACE = "'" + "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "'"
+_WHITESPACE = "'" + "".join(chr(c) for c in (
+    *range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029,
+    0x202F, 0x205F, 0x3000)) + "'"
 
 
 def _fast_typed(col: Column, src_type: str) -> bool:
