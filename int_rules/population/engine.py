@@ -506,15 +506,13 @@ def _source_sql(source: str) -> str:
     return "__rows_ev" if source == "ev_all" else source
 
 
-def _anchors(compiled: CompiledPopulation, items: Sequence[FactPlan]) -> list[str]:
-    """The fact columns the windows of ``items`` read."""
+def _anchors(items: Sequence[FactPlan]) -> list[str]:
+    """The fact columns the windows of ``items`` read (their since/from/until facts)."""
     out: list[str] = []
     for it in items:
-        for agg in it.aggregates:
-            for name in compiled.order:
-                col = fact_column(name)
-                if col in agg.sql and col not in out:
-                    out.append(col)
+        for name in it.anchors:
+            if fact_column(name) not in out:
+                out.append(fact_column(name))
     return out
 
 
@@ -535,7 +533,7 @@ def _facts(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
             aggs = ", ".join(f"{a.sql} AS {a.name}" for it in items for a in it.aggregates)
             name = f"__agg_{level}_{source}"
             if any(it.needs_patient for it in items):
-                anchors = _anchors(compiled, items)
+                anchors = _anchors(items)
                 person = [] if source == "ev_all" else ["dob", "dod"]
                 cols = ", ".join(["pid", *person, *(
                     f"{done[c[2:]].value_sql} AS {c}" for c in anchors)])
@@ -952,11 +950,3 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
                         f"{sha} AS rulebook_sha256, {status} AS rulebook_status FROM rejects_out "
                         "ORDER BY tbl, file, row", "rejects.csv")
     return paths
-
-
-def write_summary(run: PopulationRun, path: Path, extra: Mapping[str, Any] | None = None) -> None:
-    """The run summary as JSON (counts, provenance, notes, timings)."""
-    data = run.summary()
-    if extra:
-        data.update(extra)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")

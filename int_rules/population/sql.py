@@ -208,6 +208,7 @@ class FactPlan:
     aggregates: tuple[ItemAggregate, ...] = ()
     needs_patient: bool = False  # the item query reads per-patient columns (anchors, dob, dod)
     window: str | None = None  # the data-quality window, if any (before_birth, ...)
+    anchors: tuple[str, ...] = ()  # the facts whose dates bound the window (since/from/until)
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,6 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
         compiled = book.facts[name]
         ftype = compiled.type
         kind = fdef.kind
-        col = fact_column(name)
         if kind == "age":
             plans[name] = FactPlan(name, kind, ftype, "record", age)
         elif kind == "attribute":
@@ -387,7 +387,7 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
             greatest = f"greatest({', '.join(a for _, a in cats)})"
             whens = " ".join(f"WHEN {a} = {greatest} THEN {literal(c)}" for c, a in cats)
             plans[name] = FactPlan(name, kind, ftype, "items", f"CASE {whens} END", "items",
-                                   level, tuple(aggs), needs, fdef.window)
+                                   level, tuple(aggs), needs, fdef.window, tuple(anchors))
         else:
             assert kind in ITEM_KINDS, kind
             source = fdef.source
@@ -431,8 +431,8 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
                        f"FILTER (WHERE {filt} AND {vcol} IS NOT NULL)")
                 value_sql = agg_name
             plans[name] = FactPlan(name, kind, ftype, "items", value_sql, table, level,
-                                   (ItemAggregate(agg_name, agg),), needs, fdef.window)
-        del col
+                                   (ItemAggregate(agg_name, agg),), needs, fdef.window,
+                                   tuple(anchors))
 
     rulesets = tuple(_compile_ruleset(rs, types, as_of, frozenset(never_null))
                      for rs in book.rulesets)
