@@ -611,7 +611,8 @@ def describe_expect(measure: Measure) -> str:
         return ""
     kind, a, b = measure.expect
     if kind == "about":
-        return f"about {_pct(a)} (within {_pct(b)} either side)"
+        points = f"{b * 100:.1f}".rstrip("0").rstrip(".")
+        return f"about {_pct(a)} (\u00b1 {points} percentage point{'s' if b != 0.01 else ''})"
     return f"between {format_value(a)} and {format_value(b)}"
 
 
