@@ -387,6 +387,15 @@ _WHITESPACE = "'" + "".join(chr(c) for c in (
     0x202F, 0x205F, 0x3000)) + "'"
 
 
+def _trim_rest(col: str) -> str:
+    """``col`` (already trimmed of spaces) trimmed of the other White_Space characters too,
+    and NULL when empty. The full trim is slow, so only cells that start or end with one of
+    those characters (rare) get it."""
+    return (f"NULLIF(CASE WHEN {col} <> '' AND (contains({_WHITESPACE}, {col}[1]) OR "
+            f"contains({_WHITESPACE}, {col}[-1])) THEN trim({col}, {_WHITESPACE}) ELSE {col} "
+            "END, '')")
+
+
 def _fast_typed(col: Column, src_type: str) -> bool:
     """Whether a typed (Parquet) column can be used as it is, without going through text."""
     kind = col.kind
@@ -502,8 +511,11 @@ def _extra_checks(spec: TableSpec) -> list[tuple[str, str]]:
 
 
 def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
-                  columns: list[tuple[str, str]]) -> tuple[str, list[str]]:
-    """SQL selecting (seq, typed columns..., reason) from one file; and the ignored columns."""
+                  columns: list[tuple[str, str]], numbered: bool = True
+                  ) -> tuple[str, list[str]]:
+    """SQL selecting (seq, typed columns..., bad, reason) from one file, and the ignored
+    columns. Not ``numbered``: ``file_idx`` instead of ``seq``, for a file copied into a table
+    whose row ids give the order (numbering rows while reading would read on one thread)."""
     by_name = {name.strip().lower(): (name, typ) for name, typ in columns}
     missing = [c.name for c in spec.columns if c.required and c.name not in by_name]
     if missing:
@@ -517,9 +529,11 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
     ignored = [name for name, _ in columns if name.strip().lower() not in wanted]
     used = [c for c in spec.columns if c.name != "unit"]  # unit: carried, never read by a rule
     inner: list[str] = []
+    trimmed: list[str] = []
     mid: list[str] = []
     reasons: list[tuple[str, str]] = []
-    out = [f"(CAST({file_idx} AS BIGINT) << {_ROW_BITS}) | CAST(__row AS BIGINT) AS seq"]
+    out = [f"(CAST({file_idx} AS BIGINT) << {_ROW_BITS}) | CAST(__row AS BIGINT) AS seq"
+           if numbered else f"CAST({file_idx} AS INTEGER) AS file_idx"]
     for col in used:
         src, typ = by_name.get(col.name, (None, "VARCHAR"))
         if src is None:
@@ -530,13 +544,15 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
             fast = _fast_typed(col, typ)
             if col.kind == "code":
                 inner.append(f"CAST({_ident(src)} AS VARCHAR) AS __s_{col.target}")
+                trimmed.append(f"__s_{col.target}")
                 mid.append(f"__s_{col.target}")
             elif fast:
                 inner.append(f"{_ident(src)} AS __s_{col.target}")
+                trimmed.append(f"__s_{col.target}")
                 mid.append(f"__s_{col.target}")
             else:
-                inner.append(f"NULLIF(trim(CAST({_ident(src)} AS VARCHAR), {_WHITESPACE}), '') "
-                             f"AS __t_{col.target}")
+                inner.append(f"trim(CAST({_ident(src)} AS VARCHAR)) AS __r_{col.target}")
+                trimmed.append(f"{_trim_rest(f'__r_{col.target}')} AS __t_{col.target}")
                 mid.append(f"__t_{col.target}")
             value, extra = _typed(col, typ, fast)
             mid.append(f"{value} AS __v_{col.target}")
@@ -551,9 +567,11 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
     out.append(f"NULLIF(concat_ws('; ', {', '.join(w for _, w in reasons)}), '') AS reason")
     # Parquet: the row number (1-based). CSV: the line number, the header being line 1 (lines
     # the CSV reader rejects shift the ones after them; see _record_csv_rejects).
-    row = "file_row_number + 1" if tf.format == "parquet" else "row_number() OVER () + 1"
-    base = f"SELECT {row} AS __row, {', '.join(inner)} FROM {_scan_sql(tf)}"
-    middle = f"SELECT __row, {', '.join(mid)} FROM ({base})"
+    row = ("file_row_number + 1" if tf.format == "parquet" else "row_number() OVER () + 1")
+    base = (f"SELECT {row if numbered else 'NULL'} AS __row, {', '.join(inner)} "
+            f"FROM {_scan_sql(tf)}")
+    trim = f"SELECT __row, {', '.join(trimmed)} FROM ({base})"
+    middle = f"SELECT __row, {', '.join(mid)} FROM ({trim})"
     return f"SELECT {', '.join(out)} FROM ({middle})", ignored
 
 
@@ -632,12 +650,14 @@ def load_tables(
         st = TableStats(spec.name)
         stats[spec.name] = st
         tfs = found.get(spec.name, [])
+        copied = any(tf.format == "csv" for tf in tfs)  # parsed once into a table
         selects: list[str] = []
         for tf in tfs:
             file_idx = len(files)
             files.append(tf)
             st.files.append(tf.shown)
-            select, ignored = _select_typed(spec, tf, file_idx, _describe(con, tf))
+            select, ignored = _select_typed(spec, tf, file_idx, _describe(con, tf),
+                                            numbered=not copied)
             for name in ignored:
                 if name not in st.ignored_columns:
                     st.ignored_columns.append(name)
@@ -677,15 +697,30 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
             raise PopulationInputError(f"{tfs[0].shown}: cannot read the file: "
                                        f"{_first_line(exc)}") from None
         return
-    con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, reason VARCHAR)")
+    # Copied into a table, in order (insertion order is preserved): a row's place in its file
+    # is its row id less the file's first, plus 2 for CSV (line 1 is the header), else 1.
+    raw = f"__raw_{spec.internal}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} (file_idx INTEGER, {cols}, bad BOOLEAN, "
+                "reason VARCHAR)")
+    offsets: list[tuple[int, int]] = []
     for tf, sel in zip(tfs, selects, strict=True):
+        start = int(con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0])
+        file_idx = files.index(tf)
         try:
-            con.execute(f"INSERT INTO {src} {sel}")
+            con.execute(f"INSERT INTO {raw} {sel}")
         except duckdb.Error as exc:
             raise PopulationInputError(f"{tf.shown}: cannot read the file: "
                                        f"{_first_line(exc)}") from None
+        offsets.append((file_idx, (2 if tf.format == "csv" else 1) - start))
         if tf.format == "csv":
-            _record_csv_rejects(con, spec, tf, files.index(tf), st)
+            _record_csv_rejects(con, spec, tf, file_idx, st)
+    whens = " ".join(f"WHEN {i} THEN {off}" for i, off in offsets)
+    names = ", ".join(name for name, _ in _schema(spec))
+    con.execute(f"""
+        CREATE TEMP VIEW {src} AS
+        SELECT (CAST(file_idx AS BIGINT) << {_ROW_BITS}) | (rowid + CASE file_idx {whens} END)
+               AS seq, {names}, bad, reason
+        FROM {raw}""")
 
 
 def _schema(spec: TableSpec) -> Iterator[tuple[str, str]]:
