@@ -306,8 +306,9 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
         drows = []
         for m in d.measures:
             what = m.description if m.unavailable is None else f"not available: {m.unavailable}"
-            drows.append([_e(m.id), _e(m.definition.title), _e(what), _e(describe_expect(m))])
-        body.append(_table(["measure", "title", "counts", "guidance"], drows, left=4))
+            drows.append([_e(m.id), _e(m.definition.title), _e(what), _e(describe_expect(m)),
+                          _e(m.definition.note or "")])
+        body.append(_table(["measure", "title", "counts", "guidance", "note"], drows, left=5))
         prow = []
         for name, p in d.definition.parameters.items():
             src = (f"{p.cite.source}, \u201c{p.cite.section}\u201d: \u201c{p.cite.quote}\u201d"

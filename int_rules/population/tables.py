@@ -405,56 +405,64 @@ def _fast_typed(col: Column, src_type: str) -> bool:
             or kind == "code")  # read as text; checked once per distinct code
 
 
-def _typed(col: Column, src_type: str, fast: bool) -> tuple[str, str | None]:
-    """(typed value SQL, extra column SQL) for one column.
+def _typed(col: Column, src_type: str, fast: bool
+           ) -> tuple[str, Callable[[str], str], str | None]:
+    """(parse SQL, check, extra column SQL) for one column.
 
-    The value reads ``__s_<target>`` (the column as stored) when ``fast``, else ``__t_<target>``
-    (its trimmed text, empty -> NULL); it is NULL when the cell does not parse.
+    The parse reads ``__s_<target>`` (the column as stored) when ``fast``, else ``__t_<target>``
+    (its trimmed text, empty -> NULL), and is NULL when the cell does not parse; ``check`` turns
+    the parsed column into the value (NULL when out of range). Two steps, so nothing is
+    parsed twice.
     """
     s = f"__s_{col.target}"
     t = f"__t_{col.target}"
     kind = col.kind
+
+    def same(p: str) -> str:
+        return p
+
     if kind in ("date", "birth_date"):
         if fast and _is(src_type, ("DATE",)):
-            value = f"CASE WHEN year({s}) BETWEEN 1 AND 9999 THEN {s} END"
+            parse = s
         elif fast:
-            value = f"CASE WHEN {s} = date_trunc('day', {s}) THEN CAST({s} AS DATE) END"
+            parse = f"CASE WHEN {s} = date_trunc('day', {s}) THEN CAST({s} AS DATE) END"
         else:
             digit = f"substr({t}, 1, 1) BETWEEN '0' AND '9'"
-            value = (f"CASE WHEN length({t}) = 10 AND substr({t}, 5, 1) = '-' AND "
+            parse = (f"CASE WHEN length({t}) = 10 AND substr({t}, 5, 1) = '-' AND "
                      f"substr({t}, 8, 1) = '-' AND {digit} THEN TRY_CAST({t} AS DATE) "
                      + (f"WHEN length({t}) = 7 AND substr({t}, 5, 1) = '-' AND {digit} "
                         f"THEN TRY_CAST({t} || '-01' AS DATE) " if kind == "birth_date" else "")
                      + "END")
-            value = f"CASE WHEN year({value}) BETWEEN 1 AND 9999 THEN {value} END"
         extra = None
         if kind == "birth_date":
             extra = "'day'" if fast else f"CASE WHEN length({t}) = 7 THEN 'month' ELSE 'day' END"
-        return value, extra
+        return parse, lambda p: f"CASE WHEN year({p}) BETWEEN 1 AND 9999 THEN {p} END", extra
     if kind == "number":
-        value = f"CAST({s} AS DOUBLE)" if fast else f"TRY_CAST({t} AS DOUBLE)"
+        parse = f"CAST({s} AS DOUBLE)" if fast else f"TRY_CAST({t} AS DOUBLE)"
         # Records refuse NaN and infinities (engines would disagree on them); so do we.
-        return f"CASE WHEN isfinite({value}) THEN {value} END", None
+        return parse, lambda p: f"CASE WHEN isfinite({p}) THEN {p} END", None
     if kind == "bool":
         if fast:
-            value = s
+            parse = s
         else:
             low = f"lower({t})"
-            value = f"CASE WHEN {low} IN {_TRUE} THEN TRUE WHEN {low} IN {_FALSE} THEN FALSE END"
+            parse = f"CASE WHEN {low} IN {_TRUE} THEN TRUE WHEN {low} IN {_FALSE} THEN FALSE END"
         if not col.required:
-            value = f"CASE WHEN {s if fast else t} IS NULL THEN FALSE ELSE {value} END"
-        return value, None
+            raw = s if fast else t
+            return parse, lambda p: f"CASE WHEN {raw} IS NULL THEN FALSE ELSE {p} END", None
+        return parse, same, None
     if kind == "code":
-        return s, None  # as written; each distinct code is checked (and trimmed) in Python
+        return s, same, None  # as written; each distinct code is checked (and trimmed) in Python
     if kind == "sex":
         return (f"CASE WHEN {t} IS NULL THEN 'unknown' WHEN lower({t}) IN "
-                f"('female', 'male', 'other', 'unknown') THEN lower({t}) END"), None
+                f"('female', 'male', 'other', 'unknown') THEN lower({t}) END"), same, None
     if kind == "gp_system":
         return (f"CASE lower({t}) WHEN 'emis' THEN 'EMIS' WHEN 'systmone' THEN 'SystmOne' "
-                f"WHEN 's1' THEN 'SystmOne' WHEN 'other' THEN 'other' END"), None
+                f"WHEN 's1' THEN 'SystmOne' WHEN 'other' THEN 'other' END"), same, None
     if kind == "kind":
-        return f"CASE WHEN lower({t}) IN ('reading', 'alert') THEN lower({t}) END", None
-    return t, None  # id, text
+        return (f"CASE WHEN lower({t}) IN ('reading', 'alert') THEN lower({t}) END", same,
+                None)
+    return t, same, None  # id, text
 
 
 def _default(col: Column) -> str:
@@ -530,6 +538,7 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
     used = [c for c in spec.columns if c.name != "unit"]  # unit: carried, never read by a rule
     inner: list[str] = []
     trimmed: list[str] = []
+    parsed: list[str] = []
     mid: list[str] = []
     reasons: list[tuple[str, str]] = []
     out = [f"(CAST({file_idx} AS BIGINT) << {_ROW_BITS}) | CAST(__row AS BIGINT) AS seq"
@@ -542,36 +551,45 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
                 mid.append(f"'day' AS __x_{col.target}")
         else:
             fast = _fast_typed(col, typ)
+            keep = f"__s_{col.target}" if fast else f"__t_{col.target}"
             if col.kind == "code":
                 inner.append(f"CAST({_ident(src)} AS VARCHAR) AS __s_{col.target}")
-                trimmed.append(f"__s_{col.target}")
-                mid.append(f"__s_{col.target}")
+                trimmed.append(keep)
             elif fast:
                 inner.append(f"{_ident(src)} AS __s_{col.target}")
-                trimmed.append(f"__s_{col.target}")
-                mid.append(f"__s_{col.target}")
-            else:
+                trimmed.append(keep)
+            elif col.kind in ("id", "text"):
+                # Free text: trimmed exactly as records trim it.
                 inner.append(f"trim(CAST({_ident(src)} AS VARCHAR)) AS __r_{col.target}")
-                trimmed.append(f"{_trim_rest(f'__r_{col.target}')} AS __t_{col.target}")
-                mid.append(f"__t_{col.target}")
-            value, extra = _typed(col, typ, fast)
-            mid.append(f"{value} AS __v_{col.target}")
+                trimmed.append(f"{_trim_rest(f'__r_{col.target}')} AS {keep}")
+            else:
+                # Dates, numbers, flags, categories: spaces trimmed; anything else fails to parse.
+                inner.append(f"NULLIF(trim(CAST({_ident(src)} AS VARCHAR)), '') AS {keep}")
+                trimmed.append(keep)
+            parse, check, extra = _typed(col, typ, fast)
+            parsed += [keep, f"{parse} AS __p_{col.target}"]
+            mid += [keep, f"{check(f'__p_{col.target}')} AS __v_{col.target}"]
             if extra is not None:
-                mid.append(f"{extra} AS __x_{col.target}")
+                parsed.append(f"{extra} AS __x_{col.target}")
+                mid.append(f"__x_{col.target}")
             reasons.append(_reason(col, fast))
         out.append(f"__v_{col.target} AS {col.target}")
         if col.kind == "birth_date":
             out.append(f"__x_{col.target} AS birth_precision")
     reasons += _extra_checks(spec)
-    out.append(f"({' OR '.join(b for b, _ in reasons) or 'FALSE'}) AS bad")
-    out.append(f"NULLIF(concat_ws('; ', {', '.join(w for _, w in reasons)}), '') AS reason")
+    bad = " OR ".join(f"({b})" for b, _ in reasons) or "FALSE"
+    out.append(f"({bad}) AS bad")
+    # Why, for the bad rows only (most rows are fine: no strings built for them).
+    out.append(f"CASE WHEN {bad} THEN NULLIF(concat_ws('; ', "
+               f"{', '.join(w for _, w in reasons)}), '') END AS reason")
     # Parquet: the row number (1-based). CSV: the line number, the header being line 1 (lines
     # the CSV reader rejects shift the ones after them; see _record_csv_rejects).
     row = ("file_row_number + 1" if tf.format == "parquet" else "row_number() OVER () + 1")
     base = (f"SELECT {row if numbered else 'NULL'} AS __row, {', '.join(inner)} "
             f"FROM {_scan_sql(tf)}")
     trim = f"SELECT __row, {', '.join(trimmed)} FROM ({base})"
-    middle = f"SELECT __row, {', '.join(mid)} FROM ({trim})"
+    parse = f"SELECT __row, {', '.join(parsed)} FROM ({trim})"
+    middle = f"SELECT __row, {', '.join(mid)} FROM ({parse})"
     return f"SELECT {', '.join(out)} FROM ({middle})", ignored
 
 
