@@ -79,3 +79,25 @@ def test_cli_rejects_bad_date(capsys: pytest.CaptureFixture[str]) -> None:
         main(["assess", str(EXAMPLES[0]), "--as-of", "2026-02-30"])
     assert exc.value.code == 2
     assert "'2026-02-30' is not a date" in capsys.readouterr().err
+
+
+def test_int_parameter_override_file(tmp_path: Path, book: int_rules.Rulebook,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    overrides = tmp_path / "my_int.yaml"
+    overrides.write_text("overrides_for: hwe-int-proactive-care\n"
+                         "description: an INT with level 2 monitoring\n"
+                         "parameters:\n  facts.monitoring_max_available_level: 2\n")
+    local = int_rules.load(overrides=overrides)
+    assert local.sha256 != book.sha256
+    assert local.fact_params["monitoring_max_available_level"] == 2
+    assert local.overrides == {"facts.monitoring_max_available_level": 2}
+    assert main(["assess", str(EXAMPLES[0]), "--as-of", "2026-11-23", "--format", "json",
+                 "--params", str(overrides)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["provenance"]["overrides"] == {"facts.monitoring_max_available_level": 2}
+
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("overrides_for: another-rulebook\nparameters: {facts.nope: 1}\n")
+    with pytest.raises(int_rules.RulesetError) as exc:
+        int_rules.load(overrides=wrong)
+    assert "wrong.yaml:1:" in str(exc.value) and "not 'hwe-int-proactive-care'" in str(exc.value)
