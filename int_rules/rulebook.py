@@ -170,16 +170,17 @@ class Rulebook:
 
     def may_record(self, record: PatientRecord, code: str, on: dt.date) -> Any:
         """May ``code`` be recorded for this person on ``on``? (see :meth:`Pathway.may_record`)."""
-        return self.pathway.may_record(_pathway_events(self.pathway, record), code, on,
+        return self.pathway.may_record(pathway_events(self.pathway, record), code, on,
                                        record.date_of_death)
 
     def next_codes(self, record: PatientRecord, on: dt.date) -> Any:
         """The pathway codes that may validly be recorded next, each with its resulting state."""
-        return self.pathway.next_codes(_pathway_events(self.pathway, record), on,
+        return self.pathway.next_codes(pathway_events(self.pathway, record), on,
                                        record.date_of_death)
 
 
-def _pathway_events(pathway: Pathway, record: PatientRecord) -> list[tuple[dt.date, str]]:
+def pathway_events(pathway: Pathway, record: PatientRecord) -> list[tuple[dt.date, str]]:
+    """The record's (date, code) events the pathway reacts to."""
     codes = pathway.codes
     return [(ev.date, ev.code) for ev in record.events if ev.code in codes]
 

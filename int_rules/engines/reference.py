@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..assessment import Assessment, HitPolicyError
 from ..facts import EvalContext
 from ..record import PatientRecord
+from ..rulebook import pathway_events
 
 if TYPE_CHECKING:
     from ..pathway import PathwayResult
@@ -29,11 +30,8 @@ def evaluate_facts(book: Rulebook, record: PatientRecord, as_of: dt.date,
     (the durable engine's statechart); by default the pathway is replayed here.
     """
     ctx = EvalContext.build(record, as_of, book.match_groups)
-    pathway = book.pathway
-    codes = pathway.codes
-    pathway_events = [(ev.date, ev.code) for ev in record.events if ev.code in codes]
-    result, allowed = pathway.replay_and_allow(pathway_events, as_of, record.date_of_death,
-                                               book.may_record_codes)
+    result, allowed = book.pathway.replay_and_allow(
+        pathway_events(book.pathway, record), as_of, record.date_of_death, book.may_record_codes)
     ctx.pathway = replayed if replayed is not None else result
     ctx.next_codes = allowed
     values = ctx.values
