@@ -180,16 +180,23 @@ def _pathway_templates(book: Rulebook, cfg: Mapping[str, Any], seed: int
 
 
 def generate(con: duckdb.DuckDBPyConnection, patients: int, seed: int, as_of: dt.date,
-             book: Rulebook | None = None) -> None:
+             book: Rulebook | None = None, *, profile: Mapping[str, Any] | None = None,
+             enrolment_effect: float | None = None) -> None:
     """Create the synthetic tables in ``con``: ``s_patients``, ``s_events``, ``s_admissions``,
-    ``s_risk_scores``, ``s_monitoring`` (views with the input tables' column names)."""
+    ``s_risk_scores``, ``s_monitoring`` (views with the input tables' column names).
+
+    ``profile`` replaces the bundled ``synth_profile.yaml`` (same keys); ``enrolment_effect``
+    replaces its ``enrolment_effect.emergency_admission_change`` (between -1 and 0)."""
     if patients < 1:
         raise SynthError(f"--patients must be at least 1, got {patients}")
     if book is None:
         from .rulebook import load
 
         book = load()
-    prof = _profile()
+    prof = dict(profile) if profile is not None else _profile()
+    if enrolment_effect is not None:
+        prof["enrolment_effect"] = {**dict(prof.get("enrolment_effect") or {}),
+                                    "emergency_admission_change": enrolment_effect}
     nbhs = load_neighbourhoods()
     a = f"DATE '{as_of.isoformat()}'"
     con.execute(f"CREATE OR REPLACE MACRO u(k, s) AS (hash(k, s, {int(seed)}) % {_PRIME}) "
@@ -431,7 +438,8 @@ def _pathway_events(con: duckdb.DuckDBPyConnection, book: Rulebook, prof: Mappin
                u(p.k, 42) < CASE WHEN p.gp_system = 'EMIS' THEN
                    {float(problem['EMIS'])} ELSE {float(problem['other'])} END AS is_problem
         FROM s_p p JOIN s_t t ON t.t = hash(p.k, 40, {int(seed)}) % {len(templates)}
-        WHERE p.identified""")
+        WHERE p.identified
+          AND (t.pos = 0 OR u(p.k, 43) >= {float(cfg.get('first_step_only_share', 0.0))})""")
 
 
 def _admissions(con: duckdb.DuckDBPyConnection, book: Rulebook, prof: Mapping[str, Any],
@@ -456,6 +464,7 @@ def _admissions(con: duckdb.DuckDBPyConnection, book: Rulebook, prof: Mapping[st
               * {years} * (1 + {boost} * x.c) / (1 + {boost} / 2) / {slots}
           AND (x.dod IS NULL OR {a} - to_days(CAST(floor(u3(x.k, x.j, 52) * {years * 365})
                AS INTEGER)) <= x.dod)""")
+    _enrolment_effect(con, book, prof, a)
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW s_admissions AS
         SELECT patient_id, admitted AS admission_date,
@@ -485,6 +494,33 @@ def _admissions(con: duckdb.DuckDBPyConnection, book: Rulebook, prof: Mapping[st
         UNION ALL SELECT * FROM s_ev_markers
         UNION ALL SELECT * FROM s_ev_pathway
         UNION ALL SELECT * FROM s_ev_admissions""")
+
+
+def _enrolment_effect(con: duckdb.DuckDBPyConnection, book: Rulebook,
+                      prof: Mapping[str, Any], a: str) -> None:
+    """Remove a share of the emergency admissions dated in the window after each person's
+    first enrolment code (the planted effect of joining the caseload; none by default)."""
+    cfg = prof.get("enrolment_effect") or {}
+    change = float(cfg.get("emergency_admission_change", 0.0))
+    if not -1.0 <= change <= 0.0:
+        raise SynthError(f"enrolment_effect.emergency_admission_change must be between -1 and "
+                         f"0 (a relative fall in admissions), got {change!r}")
+    if change == 0.0:
+        return
+    step_id = str(cfg.get("step", ""))
+    step = next((s for s in book.pathway.definition.steps if s.id == step_id), None)
+    if step is None or not step.codelists:
+        raise SynthError(f"int_rules/data/synth_profile.yaml: enrolment_effect.step: "
+                         f"{step_id!r} is not a coded pathway step")
+    lists = ", ".join(_q(c) for c in step.codelists)
+    con.execute(f"""
+        DELETE FROM s_adm WHERE emergency AND u3(k, j, 58) < {-change!r} AND EXISTS (
+            SELECT 1 FROM (SELECT e.patient_id, min(e.date) AS d
+                           FROM s_ev_pathway e JOIN s_codes c ON c.code = e.snomedct_code
+                           WHERE c.codelist IN ({lists}) AND e.date <= {a}
+                           GROUP BY e.patient_id) f
+            WHERE f.patient_id = s_adm.patient_id AND s_adm.admitted >= f.d
+              AND s_adm.admitted < f.d + {int(cfg.get("within_days", 365))})""")
 
 
 def _risk_and_monitoring(con: duckdb.DuckDBPyConnection, prof: Mapping[str, Any],
@@ -545,10 +581,14 @@ def write_population(
     book: Rulebook | None = None,
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
+    *,
+    profile: Mapping[str, Any] | None = None,
+    enrolment_effect: float | None = None,
 ) -> SynthSummary:
     """Write a synthetic population's tables (``<table>.csv`` or ``.parquet``) to ``out_dir``.
 
-    Also writes ``synth.json`` (size, seed, date and row counts) beside them.
+    Also writes ``synth.json`` (size, seed, date and row counts) beside them. ``profile`` and
+    ``enrolment_effect`` are as for :func:`generate`.
     """
     say = progress or (lambda _m: None)
     out = Path(out_dir)
@@ -571,7 +611,8 @@ def write_population(
     con.execute("SET enable_progress_bar = false")
     try:
         say("making patients")
-        generate(con, patients, seed, as_of, book)
+        generate(con, patients, seed, as_of, book, profile=profile,
+                 enrolment_effect=enrolment_effect)
         files: dict[str, Path] = {}
         rows: dict[str, int] = {}
         for name, view in _OUTPUTS:

@@ -124,7 +124,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     with _progress(args.quiet, "synth") as progress:
         summary = write_population(args.out, args.patients, args.seed, args.as_of, args.format,
                                    book, progress=lambda m: progress(m, 0.5),
-                                   threads=args.threads)
+                                   threads=args.threads,
+                                   enrolment_effect=args.enrolment_effect)
     rows = ", ".join(f"{name} {n:,}" for name, n in summary.rows.items())
     print(f"Wrote {summary.patients:,} synthetic patients (seed {summary.seed}, histories up to "
           f"{summary.as_of.isoformat()}) to {Path(args.out).resolve()}: {rows}.")
@@ -208,6 +209,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _rulebook_args(p)
     p.add_argument("--threads", type=_positive, default=None, metavar="N",
                    help="DuckDB worker threads (default: one per CPU core)")
+    p.add_argument("--enrolment-effect", type=float, default=None, metavar="CHANGE",
+                   help="relative change in emergency admissions in the year after joining the "
+                        "caseload, between -1 and 0 (default 0: no effect), to test the "
+                        "outcomes comparison against a known answer")
     p.set_defaults(func=_cmd_synth_defaults)
 
     p = sub.add_parser(

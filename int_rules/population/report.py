@@ -190,8 +190,10 @@ def _measure_section(m: Measure, table: DashboardTable) -> str:
 
 
 def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
-                 outputs: Mapping[str, Path], summary: Mapping[str, Any]) -> None:
-    """Write the HTML report of a population run to ``path``."""
+                 outputs: Mapping[str, Path], summary: Mapping[str, Any],
+                 sections: Sequence[str] = ()) -> None:
+    """Write the HTML report of a population run to ``path``; ``sections`` (HTML, e.g. the
+    outcomes section) follow the dashboard."""
     book = run.book
     prov = provenance(book)
     drafts = [f"{r['id']} ({r['status']})" for r in prov["rulesets"] if r["status"] != "approved"]
@@ -254,6 +256,8 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
     else:
         body.append('<h2 id="dashboard">Dashboard</h2><p>This rulebook has no dashboard.yaml, '
                     "so no dashboard figures were computed.</p>")
+
+    body.extend(sections)
 
     # Findings
     body.append('<h2 id="findings">Data-quality findings</h2>')

@@ -27,6 +27,7 @@ from .engine import (
     statuses_text,
     write_outputs,
 )
+from .outcomes import compute_outcomes, load_outcomes, outcomes_section, write_outcomes_csv
 from .report import write_report
 
 if TYPE_CHECKING:
@@ -64,12 +65,15 @@ def population_report(
 
     ``results.parquet`` / ``results.csv`` (one row per assessed patient), ``findings.csv`` (one
     row per data-quality finding), ``rejects.csv`` (every rejected row and patient),
-    ``dashboard.csv`` (per neighbourhood), ``report.html`` (self-contained), ``run_summary.json``
-    (counts, provenance, timings) and, with ``with_facts``, ``facts.parquet`` (every fact value).
+    ``dashboard.csv`` (per neighbourhood), ``outcomes.csv`` (the impact indicators per
+    neighbourhood, from ``rulesets/outcomes.yaml``), ``report.html`` (self-contained),
+    ``run_summary.json`` (counts, provenance, timings) and, with ``with_facts``,
+    ``facts.parquet`` (every fact value).
     """
     say = progress or (lambda _m, _f: None)
     out = Path(out_dir)
     dashboard = load_dashboard(book, as_of)
+    outcomes = load_outcomes(book)
     keep: Sequence[str] = dashboard.facts if dashboard is not None else ()
     findings = ({rid: dashboard.definition.findings.severity_by_output
                  for rid in dashboard.definition.findings.rulesets}
@@ -98,12 +102,22 @@ def population_report(
             write_dashboard_csv(table, files["dashboard_csv"], book.sha256,
                                 overall_status(book), statuses_text(book))
             lap("dashboard")
+        outcomes_html = ""
+        if outcomes is not None:
+            say("computing outcomes", 0.95)
+            computed = compute_outcomes(run.con, book, outcomes, as_of)
+            files["outcomes_csv"] = out / "outcomes.csv"
+            write_outcomes_csv(computed, files["outcomes_csv"], book.sha256,
+                               overall_status(book))
+            outcomes_html = outcomes_section(computed, files["outcomes_csv"].name)
+            lap("outcomes")
         summary = _summary(run, table)
         files["run_summary_json"] = out / "run_summary.json"
         files["report_html"] = out / "report.html"
         summary["files"] = {k: v.name for k, v in files.items()}
         say("writing the report", 0.97)
-        write_report(run, table, files["report_html"], files, summary)
+        write_report(run, table, files["report_html"], files, summary,
+                     sections=(outcomes_html,) if outcomes_html else ())
         lap("report")
         summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
         files["run_summary_json"].write_text(json.dumps(summary, indent=2, default=str) + "\n",
