@@ -7,6 +7,8 @@
 * :mod:`.engine`: the run itself: facts per patient, the caseload pathway replayed in bulk,
   rules evaluated with their hit policies; :func:`run_population` is the entry point.
 * :mod:`.dashboard`: the INT development dashboard per neighbourhood (``rulesets/dashboard.yaml``).
+* :mod:`.outcomes`: the guide's impact indicators (``rulesets/outcomes.yaml``): admissions before
+  and after joining the caseload, compared with matched people not enrolled.
 * :mod:`.report`: one self-contained HTML report (inline SVG charts; opens offline).
 * :mod:`.run`: :func:`population_report`, from a data directory to every output.
 * :mod:`.cli`: the ``population``, ``synth`` and ``demo`` subcommands.

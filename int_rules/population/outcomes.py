@@ -9,8 +9,9 @@ What the file declares, this module computes; no window, band or threshold is wr
   on or after it, the end of the after window, or the as-of date, whichever is first.
 * **Windows.** The before window is the ``window_before_days`` days before the index date (never
   starting before ``admissions_data_from``); the after window starts on the index date. An
-  admission counts in the window its admission date falls in; rates are per person-year
-  (365.25 days).
+  admission counts in the window its admission date falls in; its length of stay is discharge
+  minus admission date (an open admission counts up to death or the as-of date); rates are per
+  person-year (365.25 days).
 * **Matched comparison.** Each enrolled person is matched with up to ``controls_per_enrolled``
   people identified for proactive care (a code of the ``eligible_step`` on or before the index
   date), never enrolled by the as-of date, without an ``excluded_steps`` code by the index date,
@@ -741,8 +742,9 @@ def _unit_rows(con: duckdb.DuckDBPyConnection, ind: Indicator, as_of: dt.date
                    FROM outcome_units u
                    JOIN (SELECT pid, admitted, emergency,
                                 date_diff('day', admitted, least(COALESCE(discharged, {a}),
-                                                                 {a})) AS stay
-                         FROM adm) a
+                                                                 COALESCE(p.dod, {a}), {a}))
+                                    AS stay
+                         FROM adm JOIN pt p USING (pid)) a
                      ON a.pid = u.pid AND a.admitted >= u.before_from AND a.admitted < u.end_d
                    WHERE {ind.where_sql}),
         v AS (SELECT match_pid, pid, enrolled, {value.format(w='before')} AS bv,
