@@ -39,10 +39,12 @@ import html
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import RulesetError, RulesetErrors
@@ -575,10 +577,12 @@ def compute_outcomes(con: duckdb.DuckDBPyConnection, book: Rulebook, outcomes: O
     nbs, by_cohort = _counts(con)
     table = OutcomesTable(outcomes, as_of, data_from, nbs, by_cohort)
     for ind in outcomes.indicators:
-        units = _unit_rows(con, ind, as_of) if ind.kind == "rate" else None
+        units = Units.from_rows(_unit_rows(con, ind, as_of)) if ind.kind == "rate" else None
+        shares = (_shares(con, ind.definition.share)
+                  if ind.definition.share is not None else None)
         where = [ICS] if ind.kind == "not_computable" else nbs
         for nb in where:
-            table.rows.append(_row(table, ind, nb, units, con, suppress))
+            table.rows.append(_row(table, ind, nb, units, shares, suppress))
     return table
 
 
@@ -610,7 +614,7 @@ def _units(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE __oc_people AS
         SELECT p.pid, p.patient_id, COALESCE(p.neighbourhood, {literal(NOT_RECORDED)}) AS nb,
-               p.dob, p.dod, {sex} AS sex, {cohort} AS cohort,
+               p.dob, p.dod, {sex} AS sex, {cohort} AS cohort, r.pathway_state,
                i.d AS index_d, g.d AS eligible_d, x.d AS excluded_d
         FROM pt p JOIN results r USING (pid)
         LEFT JOIN __oc_first i ON i.pid = p.pid AND i.role = 'index'
@@ -758,65 +762,86 @@ def _unit_rows(con: duckdb.DuckDBPyConnection, ind: Indicator, as_of: dt.date
     return rows
 
 
-def estimate(units: Sequence[tuple[Any, ...]], level: float, min_matched: int) -> Estimate:
+@dataclass(frozen=True)
+class Units:
+    """The unit rows of one rate indicator as columns (see :func:`_unit_rows`)."""
+
+    nb: NDArray[np.object_]
+    cohort: NDArray[np.object_]
+    pid: NDArray[np.int64]
+    enrolled: NDArray[np.bool_]
+    weight: NDArray[np.float64]
+    before_days: NDArray[np.float64]
+    after_days: NDArray[np.float64]
+    before: NDArray[np.float64]
+    after: NDArray[np.float64]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[Any, ...]]) -> Units:
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 10
+        return cls(np.array(cols[0], dtype=object), np.array(cols[1], dtype=object),
+                   np.array(cols[3], dtype=np.int64), np.array(cols[4], dtype=np.bool_),
+                   *(np.array(c, dtype=np.float64) for c in cols[5:10]))
+
+    def select(self, mask: NDArray[np.bool_]) -> Units:
+        return Units(*(getattr(self, f.name)[mask] for f in fields(self)))
+
+
+def estimate(units: Units | Sequence[tuple[Any, ...]], level: float, min_matched: int
+             ) -> Estimate:
     """Rates per person-year and the difference in differences of the unit rows (as
     :func:`_unit_rows` returns them), with a ``level`` confidence interval from weighted least
     squares with standard errors clustered by person (no estimate for fewer than
     ``min_matched`` enrolled people)."""
-    sums = {(e, p): [0.0, 0.0] for e in (True, False) for p in (False, True)}  # w*value, w*py
-    people: dict[bool, set[int]] = {True: set(), False: set()}
-    y: list[float] = []
-    x: list[list[float]] = []
-    w: list[float] = []
-    groups: list[int] = []
-    for _nb, _cohort, _match, pid, enrolled, weight, bdays, adays, bval, aval in units:
-        people[bool(enrolled)].add(int(pid))
-        for post, days, val in ((False, bdays, bval), (True, adays, aval)):
-            if days <= 0:
-                continue
-            py = days / DAYS_PER_YEAR
-            cell = sums[(bool(enrolled), post)]
-            cell[0] += float(weight) * float(val)
-            cell[1] += float(weight) * py
-            e, p = float(bool(enrolled)), float(post)
-            y.append(float(val) / py)
-            x.append([1.0, e, p, e * p])
-            w.append(float(weight) * py)
-            groups.append(int(pid))
+    u = units if isinstance(units, Units) else Units.from_rows(units)
+    periods = []  # (post, days, value) for every unit with person-time in the window
+    for post, days, value in ((0.0, u.before_days, u.before), (1.0, u.after_days, u.after)):
+        keep = days > 0
+        periods.append((post, days[keep] / DAYS_PER_YEAR, value[keep], u.enrolled[keep],
+                        u.weight[keep], u.pid[keep]))
+    cells: dict[tuple[bool, float], tuple[float, float]] = {}
+    for post, py, value, enrolled, weight, _pid in periods:
+        for group in (True, False):
+            m = enrolled == group
+            cells[(group, post)] = (float(np.sum(weight[m] * value[m])),
+                                    float(np.sum(weight[m] * py[m])))
 
-    def rate(e: bool, p: bool) -> float:
-        num, den = sums[(e, p)]
+    def rate(group: bool, post: float) -> float:
+        num, den = cells[(group, post)]
         return num / den if den else 0.0
 
-    def years(e: bool, p: bool) -> float:
-        return sums[(e, p)][1]
-
-    n_enrolled = len(people[True])
+    n_enrolled = len(set(u.pid[u.enrolled].tolist()))
+    n_controls = len(set(u.pid[~u.enrolled].tolist()))
     did = lo = hi = None
     note = ""
     if n_enrolled < min_matched:
         note = f"no estimate: fewer than {min_matched} matched enrolled people"
     else:
+        y = np.concatenate([value / py for _p, py, value, _e, _w, _i in periods])
+        e = np.concatenate([enrolled.astype(np.float64) for *_r, enrolled, _w, _i in periods])
+        t = np.concatenate([np.full(len(py), post) for post, py, *_r in periods])
+        x = np.column_stack([np.ones(len(y)), e, t, e * t])
+        w = np.concatenate([weight * py for _p, py, _v, _e, weight, _i in periods])
+        groups = np.concatenate([pid for *_r, pid in periods])
         did, lo, hi = _did(y, x, w, groups, level)
-    return Estimate(n_enrolled, len(people[False]),
-                    years(True, False), years(True, True), years(False, False),
-                    years(False, True), rate(True, False), rate(True, True),
-                    rate(False, False), rate(False, True), did, lo, hi, note)
+    return Estimate(n_enrolled, n_controls, cells[(True, 0.0)][1], cells[(True, 1.0)][1],
+                    cells[(False, 0.0)][1], cells[(False, 1.0)][1], rate(True, 0.0),
+                    rate(True, 1.0), rate(False, 0.0), rate(False, 1.0), did, lo, hi, note)
 
 
-def _did(y: Sequence[float], x: Sequence[Sequence[float]], w: Sequence[float],
-         groups: Sequence[int], level: float) -> tuple[float, float, float]:
-    import numpy as np
+def _did(y: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64],
+         groups: NDArray[np.int64], level: float) -> tuple[float, float, float]:
     import statsmodels.api as sm
 
-    fit = sm.WLS(np.asarray(y), np.asarray(x), weights=np.asarray(w)).fit(
-        cov_type="cluster", cov_kwds={"groups": np.asarray(groups)}, use_t=True)
+    fit = sm.WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups},
+                                      use_t=True)
     ci = fit.conf_int(alpha=1 - level)
     return float(fit.params[3]), float(ci[3][0]), float(ci[3][1])
 
 
 def _row(table: OutcomesTable, ind: Indicator, nb: str,
-         units: Sequence[tuple[Any, ...]] | None, con: duckdb.DuckDBPyConnection,
+         units: Units | None,
+         shares: Mapping[str, tuple[int, int]] | None,
          suppress: SmallNumber | None) -> dict[str, Any]:
     d = ind.definition
     row: dict[str, Any] = {"neighbourhood": nb, "indicator": d.id, "title": d.title,
@@ -828,7 +853,7 @@ def _row(table: OutcomesTable, ind: Indicator, nb: str,
         return row
     if ind.kind == "share":
         assert d.share is not None
-        num, den = _share(con, d.share, nb)
+        num, den = (shares or {}).get(nb, (0, 0))
         row.update(numerator=num, denominator=den, share=(num / den) if den else None)
         if suppress is not None and (suppress(num) or suppress(den)):
             row.update(numerator=None, denominator=None, share=None,
@@ -836,8 +861,10 @@ def _row(table: OutcomesTable, ind: Indicator, nb: str,
         return row
     assert units is not None
     cohorts = set(d.among_cohorts) if d.among_cohorts is not None else None
-    mine = [u for u in units if (nb == ICS or u[0] == nb)
-            and (cohorts is None or u[1] in cohorts)]
+    mask = np.ones(len(units.pid), dtype=np.bool_) if nb == ICS else units.nb == nb
+    if cohorts is not None:
+        mask &= np.isin(units.cohort, sorted(cohorts))
+    mine = units.select(mask)
     counts = table.counts_for(nb, cohorts)
     est = estimate(mine, table.outcomes.confidence_level, table.outcomes.min_matched)
     row.update(counts)
@@ -867,16 +894,16 @@ _FIGURES = ("person_years_enrolled_before", "person_years_enrolled_after",
             "enrolled_after", "controls_before", "controls_after", "did", "ci_low", "ci_high")
 
 
-def _share(con: duckdb.DuckDBPyConnection, share: ShareDef, nb: str) -> tuple[int, int]:
+def _shares(con: duckdb.DuckDBPyConnection, share: ShareDef) -> dict[str, tuple[int, int]]:
+    """(numerator, denominator) of a share by neighbourhood and for the ICS."""
     of = ", ".join(literal(s) for s in share.of_states)
     per = ", ".join(literal(s) for s in share.per_states)
-    where = "TRUE" if nb == ICS else "COALESCE(p.neighbourhood, ?) = ?"
-    args = [] if nb == ICS else [NOT_RECORDED, nb]
-    num, den = con.execute(f"""
-        SELECT count(*) FILTER (WHERE r.pathway_state IN ({of}) AND r.pathway_state IN ({per})),
-               count(*) FILTER (WHERE r.pathway_state IN ({per}))
-        FROM results r JOIN pt p USING (pid) WHERE {where}""", args).fetchall()[0]
-    return int(num), int(den)
+    rows = con.execute(f"""
+        SELECT CASE WHEN grouping(nb) = 1 THEN ? ELSE nb END,
+               count(*) FILTER (WHERE pathway_state IN ({of}) AND pathway_state IN ({per})),
+               count(*) FILTER (WHERE pathway_state IN ({per}))
+        FROM __oc_people GROUP BY ROLLUP (nb)""", [ICS]).fetchall()
+    return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -1028,7 +1055,8 @@ def outcomes_section(table: OutcomesTable, csv_name: str = "outcomes.csv") -> st
             points = [(r["did"], r["ci_low"], r["ci_high"]) if r.get("did") is not None
                       else None for r in rows]
             parts.append(forest_svg(labels, points, idef.direction, idef.title))
-            parts.append(_rate_table(rows))
+            parts.append("<details><summary>Figures by neighbourhood</summary>"
+                         + _rate_table(rows) + "</details>")
         elif ind.kind == "share":
             parts.append(head)
             parts.append(_bars_svg([r["neighbourhood"] for r in rows],
