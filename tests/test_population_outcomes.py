@@ -426,6 +426,25 @@ def test_population_report_writes_outcomes_csv_and_the_report_section(tmp_path: 
     assert 'id="outcomes"' in page and "Observational, not proof of cause" in page
     assert "desired: \u2193 a fall" in page and "desired: \u2191 a rise" in page
     assert "Not computable from a GP extract" in page
+    assert result.summary["outcomes"]["sha256"] == _outcomes().sha256
+    assert result.summary["outcomes"]["enrolled"]["enrolled"] == sum(
+        int(r["enrolled"]) for r in rows
+        if r["indicator"] == "emergency_admissions" and r["neighbourhood"] != ICS)
+
+
+def test_synth_effect_is_checked_and_reachable_from_the_cli(tmp_path: Path) -> None:
+    from int_rules.cli import main
+    from int_rules.synth import SynthError
+
+    with pytest.raises(SynthError, match="between -1 and 0"):
+        write_population(tmp_path / "bad", 10, seed=1, as_of=AS_OF, book=BOOK,
+                         enrolment_effect=0.5)
+    assert main(["synth", "--patients", "3000", "--out", str(tmp_path / "none"), "--quiet"]) == 0
+    assert main(["synth", "--patients", "3000", "--out", str(tmp_path / "fall"), "--quiet",
+                 "--enrolment-effect", "-1"]) == 0
+    none = (tmp_path / "none" / "admissions.csv").read_text(encoding="utf-8").splitlines()
+    fall = (tmp_path / "fall" / "admissions.csv").read_text(encoding="utf-8").splitlines()
+    assert set(fall) < set(none)  # only admissions removed, the rest the same
 
 
 def test_small_numbers_are_suppressed_when_asked(tmp_path: Path) -> None:

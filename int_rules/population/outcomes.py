@@ -65,6 +65,7 @@ __all__ = [
     "compute_outcomes",
     "load_outcomes",
     "outcomes_section",
+    "summary",
     "write_outcomes_csv",
 ]
 
@@ -233,6 +234,7 @@ class Outcomes:
     confidence_level: float
     min_matched: int
     indicators: tuple[Indicator, ...]
+    index_title: str  # the pathway step whose first code is the index date, in words
 
 
 def default_outcomes_path(book: Rulebook) -> Path:
@@ -424,7 +426,8 @@ class _Checker:
              "excluded": tuple(excluded)},
             int(before), int(after), data_from, int(age_band), mt.sex, cohort_col, collect,
             tuple(priority), risk_source, width, int(prior), int(k), level, int(min_matched),
-            tuple(indicators))
+            tuple(indicators), next(s.title for s in self.book.pathway.definition.steps
+                                    if s.id == e.index_step))
 
     def _data_from(self) -> dt.date | None:
         value = self.params.get("admissions_data_from")
@@ -564,6 +567,18 @@ COUNT_KEYS = ("enrolled", "no_baseline", "matched", "unmatched", "ended_step", "
 """The counts of enrolled people on every rate row of ``outcomes.csv``."""
 
 
+def summary(table: OutcomesTable) -> dict[str, Any]:
+    """What ``run_summary.json`` says of the outcomes: the file, its version and status, its
+    sha256, where the before windows may start, and the ICS counts."""
+    d = table.outcomes.definition
+    return {"file": table.outcomes.file, "version": d.version, "status": d.status,
+            "sha256": table.outcomes.sha256,
+            "admissions_data_from": table.data_from.isoformat() if table.data_from else None,
+            "enrolled": table.counts_for(ICS),
+            "not_computable": [i.id for i in table.outcomes.indicators
+                               if i.kind == "not_computable"]}
+
+
 def compute_outcomes(con: duckdb.DuckDBPyConnection, book: Rulebook, outcomes: Outcomes,
                      as_of: dt.date, *, suppress: SmallNumber | None = None) -> OutcomesTable:
     """Compute every indicator over a population run's tables in ``con``.
@@ -672,10 +687,12 @@ def _units(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
     con.execute("""
         CREATE OR REPLACE TEMP TABLE __oc_pool AS
         SELECT * FROM __oc_people WHERE index_d IS NULL AND eligible_d IS NOT NULL""")
-    strata("""SELECT t.pid * 4294967296 + c.pid AS key, c.pid, t.index_d, t.data_from,
+    strata(f"""SELECT t.pid * 4294967296 + c.pid AS key, c.pid, t.index_d, t.data_from,
                      t.pid AS t_pid
-              FROM __oc_enrolled t JOIN __oc_pool c
+              FROM __oc_enrolled t JOIN __oc_t s ON s.pid = t.pid JOIN __oc_pool c
                 ON c.sex = t.sex AND c.cohort = t.cohort AND c.eligible_d <= t.index_d
+               AND CAST(floor(date_sub('year', c.dob, t.index_d) / {o.age_band_years})
+                        AS INTEGER) = s.age_band
                AND (c.excluded_d IS NULL OR c.excluded_d > t.index_d)
                AND c.dob <= t.index_d AND (c.dod IS NULL OR c.dod >= t.index_d)""",
            "__oc_cand")
@@ -1032,7 +1049,7 @@ def outcomes_section(table: OutcomesTable, csv_name: str = "outcomes.csv") -> st
                      f"are {_e(d.status)}.</p>")
     start = table.data_from.isoformat() if table.data_from else "no admissions"
     parts.append(
-        f"<p>Enrolled (a first 'on integrated care pathway' code by the as-of date): "
+        f"<p>Enrolled (a first ‘{_e(o.index_title)}’ code by the as-of date): "
         f"<b>{ics['enrolled']:,}</b>; with no admissions history before joining (index "
         f"before {_e(start)}): {ics['no_baseline']:,}; matched: <b>{ics['matched']:,}</b>; "
         f"no match found: {ics['unmatched']:,}. Windows: {o.before_days} days before and up "

@@ -27,7 +27,14 @@ from .engine import (
     statuses_text,
     write_outputs,
 )
-from .outcomes import compute_outcomes, load_outcomes, outcomes_section, write_outcomes_csv
+from .outcomes import (
+    OutcomesTable,
+    compute_outcomes,
+    load_outcomes,
+    outcomes_section,
+    write_outcomes_csv,
+)
+from .outcomes import summary as outcomes_summary
 from .report import write_report
 
 if TYPE_CHECKING:
@@ -103,6 +110,7 @@ def population_report(
                                 overall_status(book), statuses_text(book))
             lap("dashboard")
         outcomes_html = ""
+        computed: OutcomesTable | None = None
         if outcomes is not None:
             say("computing outcomes", 0.95)
             computed = compute_outcomes(run.con, book, outcomes, as_of)
@@ -112,6 +120,8 @@ def population_report(
             outcomes_html = outcomes_section(computed, files["outcomes_csv"].name)
             lap("outcomes")
         summary = _summary(run, table)
+        if computed is not None:
+            summary["outcomes"] = outcomes_summary(computed)
         files["run_summary_json"] = out / "run_summary.json"
         files["report_html"] = out / "report.html"
         summary["files"] = {k: v.name for k, v in files.items()}
