@@ -194,3 +194,50 @@ def test_population_outputs_report_the_effective_status(tmp_path: Path) -> None:
     assert rulebook_status(book) == "draft"  # the pathway is still a draft
     assert {r["id"]: r["status"] for r in provenance(book)["rulesets"]}[rs_id] == "approved"
     assert json.loads(json.dumps(provenance(book)))["pathway"]["status"] == "draft"
+
+
+def test_the_safety_case_shows_the_sign_off_and_the_dashboard(tmp_path: Path) -> None:
+    from int_rules.review.lint import hazard_log_for
+    from int_rules.review.safety_case import render_safety_case
+
+    rules = copy_rulebook(tmp_path, hazards=True, all_rulesets=True)
+    assert _approve(rules, "review", "--note", "REV-020=Checked with the MDT lead.") == 0
+    book = int_rules.load(rules)
+    report = lint(rules, max_nodes=2_000, book=book)
+    text = render_safety_case(book, hazard_log_for(book), report)
+    sign_off = text[text.index("### Sign-off"):text.index("## 2.")]
+    (row,) = [line for line in sign_off.splitlines() if line.startswith("| ruleset `review`")]
+    assert "**approved**" in row and "Dr A Example" in row and "2026-12-01" in row
+    assert "REV-020: Checked with the MDT lead." in row
+    assert "| dashboard `dashboard` |" in sign_off and "1 of 8 parts approved" in sign_off
+    assert "| dashboard | `int_development` |" in text
+    assert "`expected_identified_share` | 0.03 | guidance" in text
+
+
+def test_a_hazard_is_mitigated_only_with_an_owner_and_evidence(tmp_path: Path) -> None:
+    from int_rules.review.hazards import load_hazard_log, shown_status
+
+    rules = copy_rulebook(tmp_path, hazards=True)
+    log = tmp_path / "docs" / "safety" / "hazard-log.yaml"
+
+    def strip(d: dict[str, object]) -> None:
+        h = d["hazards"][0]  # type: ignore[index]
+        assert h["status"] == "mitigated"
+        del h["owner"], h["review_date"]
+
+    edit_yaml(log, strip)
+    checks = _checks_with_hazards(rules)
+    assert len(checks["hazard-owner"]) == 1 and len(checks["hazard-review-date"]) == 1
+    loaded, _ = load_hazard_log(log)
+    assert loaded is not None
+    hazard = loaded.log.hazards[0]
+    assert shown_status(hazard) == "open (not evidenced: no owner)"
+    assert shown_status(loaded.log.hazards[2]) == "mitigated"
+
+
+def _checks_with_hazards(rules: Path) -> dict[str, list[str]]:
+    report = lint(rules, max_nodes=2_000)
+    out: dict[str, list[str]] = {}
+    for f in report.findings:
+        out.setdefault(f.check, []).append(f"{f.where} {f.message}")
+    return out

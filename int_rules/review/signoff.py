@@ -73,6 +73,7 @@ class Target:
     version: str
     sha256: str
     rules: frozenset[str]
+    name: str = ""  # the id declared in the file (the pathway's and dashboard's own ids)
 
 
 def _shown(path: Path, base: Path) -> str:
@@ -106,18 +107,19 @@ def targets(book: Rulebook, with_dashboard: bool = True) -> dict[str, Target]:
         out[rs.id] = Target(rs.id, "ruleset", path, _shown(path, book.directory),
                             rs.definition.status, rs.definition.version,
                             approvals.hashes[rs.id],
-                            frozenset(r.id for r in rs.definition.rules))
+                            frozenset(r.id for r in rs.definition.rules), rs.id)
     ppath = book.directory / book.manifest.pathway
     out[PATHWAY] = Target(PATHWAY, "pathway", ppath, _shown(ppath, book.directory),
                           book.pathway.status, book.pathway.version, approvals.hashes[PATHWAY],
-                          frozenset(t.id for t in book.pathway.definition.transitions))
+                          frozenset(t.id for t in book.pathway.definition.transitions),
+                          book.pathway.id)
     if with_dashboard:
         found = load_dashboard_model(book)
         if found is not None:
             model, dpath = found
             out[DASHBOARD] = Target(DASHBOARD, "dashboard", dpath, _shown(dpath, book.directory),
                                     model.status, model.version, dashboard_hash(book, model),
-                                    frozenset(m.id for m in model.measures))
+                                    frozenset(m.id for m in model.measures), model.dashboard)
     return out
 
 
