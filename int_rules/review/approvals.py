@@ -252,6 +252,18 @@ def _fact_closure(book: Rulebook, roots: Iterable[str]) -> list[str]:
     return sorted(seen)
 
 
+def fact_closure(book: Rulebook, roots: Iterable[str]) -> list[str]:
+    """``roots`` and every fact they are computed from (derived facts, date anchors), sorted."""
+    return _fact_closure(book, roots)
+
+
+def fact_parameters_read(book: Rulebook, facts: Iterable[str]) -> list[str]:
+    """The facts-file parameters read by ``facts`` or the facts they are computed from."""
+    names = _fact_closure(book, facts)
+    dumped = [_dump(book.facts_file.facts[n]) for n in names]
+    return sorted(p for p in _names(_walk(dumped, "param")) if p in book.facts_file.parameters)
+
+
 def _codelist_view(book: Rulebook, ids: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for cid in sorted(set(ids)):
