@@ -3,9 +3,12 @@
 :func:`render_reference` turns a loaded rulebook into pages (file name -> text):
 
 * ``index.md``: the rulebook, its content hash, and a table of every page;
-* one page per ruleset: what it decides, its hit policy in words, its outputs, its parameters
-  (value, provenance, why) and every rule as a row: id, title, the condition in plain English,
-  the outcome, provenance, the guidance passage quoted, and the hazards it controls;
+* one page per ruleset: what it decides, its status and approval content hash, its hit policy
+  in words, its outputs, its parameters (value, provenance, why), its named conditions (each
+  defined once) and every rule as a block (:mod:`.reference`): the condition one test per
+  line, the outcome, its provenance beside its parameters', the guidance passage quoted, and
+  the hazards it controls;
+* ``<ruleset>.pack.html`` per ruleset: the printable review pack with a sign-off box;
 * ``facts.md``: every fact, what it holds, how it is derived, its codelists and who reads it;
 * ``pathway.md``: the caseload pathway (:func:`int_rules.pathway_doc.render_pathway_markdown`);
 * ``codelists.md``: every codelist with its source and verification status, every code with
