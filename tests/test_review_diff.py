@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from int_rules.cli import main
-from int_rules.review.diff import diff_rulebooks, diff_specs, render_markdown
+from int_rules.review.diff import diff_rulebooks, diff_specs, only_rewrites, render_markdown
 from int_rules.rulebook import load
 from tests.review_support import (
     add_ruleset,
@@ -186,6 +186,8 @@ def test_a_rewrite_with_the_same_meaning_is_reported_as_a_rewrite(two: tuple[Pat
     assert "### Rewritten (same meaning): `PAR-010`" in text
     summary = text[text.index("## Reviewer's summary"):text.index("## Counts")]
     assert "`PAR-010`" in summary.split("### Rewrites (same meaning)")[1]
+    # the ruleset was added on both sides identically but for the rewrite: only a rewrite
+    assert only_rewrites(d) and "**Only rewrites: every condition means what it meant" in text
 
 
 def test_a_real_change_is_a_change_with_the_words_marked(two: tuple[Path, Path]) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "RulebookDiff",
     "diff_rulebooks",
     "materialise",
+    "only_rewrites",
     "render_markdown",
     "word_diff",
 ]
@@ -518,6 +519,10 @@ def _summary(d: RulebookDiff) -> list[str]:
         out.append("No approval changed.")
     rewrites = [c for c in d.changes if c.kind == "rewritten"]
     out += ["", "### Rewrites (same meaning)", ""]
+    if rewrites and only_rewrites(d):
+        out += ["**Only rewrites: every condition means what it meant, and no rule, parameter, "
+                "fact, pathway item or code changed** (the content hashes change because the "
+                "text did; a version bump and a new approval are still needed).", ""]
     if rewrites:
         out.append("These conditions are written differently but mean the same (after "
                    "flattening nested all/any, sorting operands and resolving named "
@@ -529,6 +534,19 @@ def _summary(d: RulebookDiff) -> list[str]:
         out.append("None.")
     out.append("")
     return out
+
+
+def only_rewrites(d: RulebookDiff) -> bool:
+    """Whether ``d`` holds rewrites and nothing that changes meaning (besides versions and the
+    approval state, which a rewrite changes too)."""
+    for c in d.changes:
+        if c.kind == "rewritten" or c.section == "approvals":
+            continue
+        if c.section in ("rulesets", "pathway") and c.kind == "changed" and \
+                all(name in ("version", "status") for name, _, _ in c.fields):
+            continue
+        return False
+    return any(c.kind == "rewritten" for c in d.changes)
 
 
 def render_markdown(d: RulebookDiff) -> str:
