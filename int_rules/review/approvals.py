@@ -50,7 +50,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -213,16 +213,21 @@ def _dump(model: BaseModel, *, exclude: set[str] | None = None) -> Any:
     return model.model_dump(mode="json", by_alias=True, exclude=exclude)
 
 
-def _walk(value: Any, key: str) -> Iterator[Any]:
-    """Every value held under ``key`` anywhere inside plain data."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == key:
-                yield v
-            yield from _walk(v, key)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _walk(v, key)
+def _walk(value: Any, key: str) -> list[Any]:
+    """Every value held under ``key`` anywhere inside plain data (one pass, no recursion)."""
+    found: list[Any] = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == key:
+                    found.append(v)
+                if isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return found
 
 
 def _names(values: Iterable[Any]) -> set[str]:
@@ -237,78 +242,89 @@ def _names(values: Iterable[Any]) -> set[str]:
     return out
 
 
-def _fact_closure(book: Rulebook, roots: Iterable[str]) -> list[str]:
-    defs = book.facts_file.facts
-    seen: set[str] = set()
-    todo = [r for r in roots if r in defs]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        data = _dump(defs[name])
-        refs = _names(_walk(data, "fact")) | _names(data.get(k) for k in ("since", "from", "until"))
-        todo.extend(r for r in refs if r in defs and r not in seen)
-    return sorted(seen)
+class _Index:
+    """Per-book data the hashes share: each fact's dump and the facts it reads, each
+    codelist's view (built once, however many rulesets use it)."""
+
+    def __init__(self, book: Rulebook) -> None:
+        self.book = book
+        defs = book.facts_file.facts
+        self.dumps = {n: _dump(f) for n, f in defs.items()}
+        self.refs = {n: {r for r in _names(_walk(d, "fact"))
+                         | _names(d.get(k) for k in ("since", "from", "until")) if r in defs}
+                     for n, d in self.dumps.items()}
+        self.params = {n: _names(_walk(d, "param")) for n, d in self.dumps.items()}
+        self.lists = {n: _names(_walk(d, "codelist")) | _names(_walk(d, "categories"))
+                      for n, d in self.dumps.items()}
+        self._codelists: dict[str, Any] = {}
+
+    def closure(self, roots: Iterable[str]) -> list[str]:
+        seen: set[str] = set()
+        todo = [r for r in roots if r in self.dumps]
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(self.refs[name] - seen)
+        return sorted(seen)
+
+    def codelists(self, ids: Iterable[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for cid in sorted(set(ids)):
+            if cid not in self.book.codelists:
+                continue
+            if cid not in self._codelists:
+                cl = self.book.codelists[cid]
+                self._codelists[cid] = {
+                    "title": cl.title, "verified": cl.verified, "description": cl.description,
+                    "source": [cl.source.kind, cl.source.ref, cl.source.version, cl.source.url,
+                               cl.source.note],
+                    "codes": sorted([e.code, e.term, e.verified] for e in cl.entries),
+                }
+            out[cid] = self._codelists[cid]
+        return out
+
+    def facts_part(self, roots: Iterable[str]) -> tuple[dict[str, Any], bool]:
+        """The facts (closure), their parameters and codelists; and whether any reads the
+        pathway."""
+        defs = self.book.facts_file.facts
+        names = self.closure(roots)
+        facts = {n: self.dumps[n] for n in names}
+        params = set().union(*(self.params[n] for n in names))
+        codelists = set().union(*(self.lists[n] for n in names))
+        declared = self.book.facts_file.parameters
+        part = {
+            "facts": facts,
+            "fact_parameters": {p: _dump(declared[p]) for p in sorted(params) if p in declared},
+            "codelists": self.codelists(codelists),
+        }
+        return part, any(defs[n].kind == "pathway" for n in names)
 
 
 def fact_closure(book: Rulebook, roots: Iterable[str]) -> list[str]:
     """``roots`` and every fact they are computed from (derived facts, date anchors), sorted."""
-    return _fact_closure(book, roots)
+    return _Index(book).closure(roots)
 
 
 def fact_parameters_read(book: Rulebook, facts: Iterable[str]) -> list[str]:
     """The facts-file parameters read by ``facts`` or the facts they are computed from."""
-    names = _fact_closure(book, facts)
-    dumped = [_dump(book.facts_file.facts[n]) for n in names]
-    return sorted(p for p in _names(_walk(dumped, "param")) if p in book.facts_file.parameters)
+    index = _Index(book)
+    params = set().union(*(index.params[n] for n in index.closure(facts)))
+    return sorted(p for p in params if p in book.facts_file.parameters)
 
 
-def _codelist_view(book: Rulebook, ids: Iterable[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for cid in sorted(set(ids)):
-        if cid not in book.codelists:
-            continue
-        cl = book.codelists[cid]
-        out[cid] = {
-            "title": cl.title, "verified": cl.verified, "description": cl.description,
-            "source": [cl.source.kind, cl.source.ref, cl.source.version, cl.source.url,
-                       cl.source.note],
-            "codes": sorted([e.code, e.term, e.verified] for e in cl.entries),
-        }
-    return out
-
-
-def _facts_part(book: Rulebook, roots: Iterable[str]) -> tuple[dict[str, Any], bool]:
-    """The facts (closure), their parameters and codelists; and whether any reads the pathway."""
-    defs = book.facts_file.facts
-    names = _fact_closure(book, roots)
-    facts = {n: _dump(defs[n]) for n in names}
-    params = _names(_walk(facts, "param"))
-    codelists = _names(_walk(facts, "codelist")) | _names(_walk(facts, "categories"))
-    reads_pathway = any(defs[n].kind == "pathway" for n in names)
-    part = {
-        "facts": facts,
-        "fact_parameters": {p: _dump(book.facts_file.parameters[p])
-                            for p in sorted(params) if p in book.facts_file.parameters},
-        "codelists": _codelist_view(book, codelists),
-    }
-    return part, reads_pathway
-
-
-def _pathway_hash(book: Rulebook) -> str:
-    d = book.pathway.definition
-    content = _dump(d, exclude={"status"})
+def _pathway_hash(index: _Index) -> str:
+    content = _dump(index.book.pathway.definition, exclude={"status"})
     codelists = _names(_walk(content, "codelists")) | _names(_walk(content, "codelist"))
     return hashlib.sha256(_canonical({
-        "kind": PATHWAY, "content": content, "codelists": _codelist_view(book, codelists),
+        "kind": PATHWAY, "content": content, "codelists": index.codelists(codelists),
     })).hexdigest()
 
 
-def _ruleset_hash(book: Rulebook, ruleset_id: str, pathway_sha: str) -> str:
-    rs = book.ruleset(ruleset_id)
+def _ruleset_hash(index: _Index, ruleset_id: str, pathway_sha: str) -> str:
+    rs = index.book.ruleset(ruleset_id)
     content = _dump(rs.definition, exclude={"status"})
-    part, reads_pathway = _facts_part(book, _names(_walk(content, "fact")))
+    part, reads_pathway = index.facts_part(_names(_walk(content, "fact")))
     return hashlib.sha256(_canonical({
         "kind": "ruleset", "content": content, **part,
         "pathway": pathway_sha if reads_pathway else None,
@@ -317,8 +333,9 @@ def _ruleset_hash(book: Rulebook, ruleset_id: str, pathway_sha: str) -> str:
 
 def content_hashes(book: Rulebook) -> dict[str, str]:
     """The content hash of every ruleset (by id) and of ``pathway``: see the module docs."""
-    pathway_sha = _pathway_hash(book)
-    out = {rs.id: _ruleset_hash(book, rs.id, pathway_sha) for rs in book.rulesets}
+    index = _Index(book)
+    pathway_sha = _pathway_hash(index)
+    out = {rs.id: _ruleset_hash(index, rs.id, pathway_sha) for rs in book.rulesets}
     out[PATHWAY] = pathway_sha
     return out
 
@@ -335,7 +352,7 @@ def content_hash(book: Rulebook, target: str) -> str:
 def dashboard_hash(book: Rulebook, dashboard: DashboardFile) -> str:
     """The content hash of a dashboard declaration (``DashboardFile``) over ``book``."""
     content = _dump(dashboard, exclude={"status"})
-    part, reads_pathway = _facts_part(book, _names(_walk(content, "fact")))
+    part, reads_pathway = _Index(book).facts_part(_names(_walk(content, "fact")))
     outputs = _names(_walk(content, "output"))
     used = {o.split(".", 1)[0] for o in outputs if "." in o}
     used |= _names(_walk(content.get("findings") or {}, "rulesets"))
