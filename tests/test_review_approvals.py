@@ -241,3 +241,52 @@ def _checks_with_hazards(rules: Path) -> dict[str, list[str]]:
     for f in report.findings:
         out.setdefault(f.check, []).append(f"{f.where} {f.message}")
     return out
+
+
+def _edit_text(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+EDITS_THAT_COUNT = {
+    "rule title": lambda d: d["rules"][0].update({"title": d["rules"][0]["title"] + "."}),
+    "citation quote": lambda d: d["rules"][0]["cite"].update({"quote": "changed"}),
+    "parameter value": lambda d: d["parameters"]["review_interval_high_days"].update(
+        {"value": 91}),
+    "parameter provenance": lambda d: d["parameters"]["review_interval_high_days"].update(
+        {"provenance": "assumption"}),
+    "parameter why": lambda d: d["parameters"]["review_interval_high_days"].update(
+        {"why": "changed"}),
+    "rule hazards": lambda d: d["rules"][0].update({"hazards": []}),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS_THAT_COUNT))
+def test_every_change_a_reviewer_must_see_changes_the_hash(tmp_path: Path, edit: str) -> None:
+    rules = copy_rulebook(tmp_path, all_rulesets=True)
+    before = int_rules.load(rules).approvals.hashes
+    edit_yaml(rules / "review.yaml", EDITS_THAT_COUNT[edit])
+    after = int_rules.load(rules).approvals.hashes
+    assert after["review"] != before["review"]
+    assert after["identification"] == before["identification"]  # others are untouched
+
+
+def test_what_a_ruleset_reads_counts_and_layout_does_not(tmp_path: Path) -> None:
+    rules = copy_rulebook(tmp_path, all_rulesets=True)
+    before = int_rules.load(rules).approvals.hashes
+    # comments, layout and the status line are not content
+    _edit_text(rules / "review.yaml", "\nrules:", "\n# a reviewer's comment\n\nrules:")
+    edit_yaml(rules / "review.yaml", lambda d: d.update({"status": "approved"}))
+    assert int_rules.load(rules).approvals.hashes == before
+    # a fact the rules read (and nothing else reads it) is part of what is approved
+    edit_yaml(rules / "facts.yaml", lambda d: d["facts"]["last_mdt_review"].update(
+        {"description": "changed"}))
+    after = int_rules.load(rules).approvals.hashes
+    assert after["review"] != before["review"]
+    assert after["monitoring"] == before["monitoring"]
+    # so is a term in a codelist one of its facts uses
+    rows = read_rows(tmp_path, "mdt_review")
+    set_codelist_rows(tmp_path, "mdt_review", [(rows[0][0], rows[0][1] + " (x)", rows[0][2]),
+                                               *rows[1:]])
+    assert int_rules.load(rules).approvals.hashes["review"] != after["review"]
