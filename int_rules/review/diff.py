@@ -111,10 +111,13 @@ def _outcome(rule: RuleDef) -> str:
     return ", ".join(f"{k} = {format_value(v)}" for k, v in rule.then.items())
 
 
-def _rule_view(rule: RuleDef, params: Mapping[str, Any]) -> dict[str, str]:
+def _rule_view(rule: RuleDef, params: Mapping[str, Any], compare: bool = False
+               ) -> dict[str, str]:
+    """A rule's fields in words. ``compare``: the condition in its canonical form, so two
+    versions line up word by word (an added or removed rule shows it as written)."""
     return {
         "title": rule.title,
-        "condition": describe_condition(canonical(rule.when), params),
+        "condition": describe_condition(canonical(rule.when) if compare else rule.when, params),
         "outcome": _outcome(rule),
         "provenance": rule.provenance,
         "citation": _cite(rule.cite),
@@ -204,8 +207,9 @@ def _diff_ruleset(old: CompiledRuleset | None, new: CompiledRuleset | None,
     old_rules = {r.id: r.definition for r in old.rules}
     new_rules = {r.id: r.definition for r in new.rules}
     for rid, ra, rb in _keyed(old_rules, new_rules):
-        va = _rule_view(ra, old.params) if ra is not None else {}
-        vb = _rule_view(rb, new.params) if rb is not None else {}
+        both = ra is not None and rb is not None
+        va = _rule_view(ra, old.params, both) if ra is not None else {}
+        vb = _rule_view(rb, new.params, both) if rb is not None else {}
         kind = "added" if ra is None else "removed" if rb is None else "changed"
         f = _fields(va, vb)
         if ra is not None and rb is not None:
