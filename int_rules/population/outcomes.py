@@ -696,12 +696,17 @@ def _units(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
                AND (c.excluded_d IS NULL OR c.excluded_d > t.index_d)
                AND c.dob <= t.index_d AND (c.dod IS NULL OR c.dod >= t.index_d)""",
            "__oc_cand")
+    # The order matches are taken in: md5 of the two patient ids, so the same people get the
+    # same matches whatever the order of the input rows and in any SQL engine (not hash(),
+    # which differs between engines and versions).
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE __oc_match AS
         SELECT t_pid, pid AS c_pid FROM (
-            SELECT c.*, row_number() OVER (PARTITION BY c.t_pid
-                                           ORDER BY hash(c.t_pid, c.pid), c.pid) AS rn
+            SELECT c.*, row_number() OVER (
+                       PARTITION BY c.t_pid
+                       ORDER BY md5(pt.patient_id || '|' || pc.patient_id), pc.patient_id) AS rn
             FROM __oc_cand c JOIN __oc_t t ON t.pid = c.t_pid
+            JOIN pt ON pt.pid = c.t_pid JOIN pt pc ON pc.pid = c.pid
             WHERE c.age_band = t.age_band AND c.risk_band = t.risk_band
               AND c.prior_band = t.prior_band)
         WHERE rn <= {o.controls_per_enrolled}""")

@@ -114,6 +114,8 @@ def population_report(
         computed: OutcomesTable | None = None
         if outcomes is not None:
             say("computing outcomes", 0.95)
+            # Small-number suppression: pass suppress=(a count of people -> hide?) here when
+            # the run has it on; figures built on a small count are then left empty.
             computed = compute_outcomes(run.con, book, outcomes, as_of)
             files["outcomes_csv"] = out / "outcomes.csv"
             write_outcomes_csv(computed, files["outcomes_csv"], book.sha256,
