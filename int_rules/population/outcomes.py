@@ -602,6 +602,16 @@ def compute_outcomes(con: duckdb.DuckDBPyConnection, book: Rulebook, outcomes: O
 
 
 def _units(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
+    """``outcome_units``: every enrolled person and every match, with their windows."""
+    _people(con, o, as_of)
+    _enrolled(con, o, as_of)
+    _matches(con, o)
+    _windows(con, o, as_of)
+
+
+def _people(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
+    """``__oc_people``: per person, what matching reads and their first index, eligible and
+    excluded codes on or before the as-of date; ``__oc_meta``: where the admissions start."""
     a = literal(as_of)
     con.execute("CREATE OR REPLACE TEMP TABLE __oc_codes (role VARCHAR, code VARCHAR)")
     pairs = [(role, code) for role, codes in o.codes.items() for code in codes]
@@ -635,7 +645,12 @@ def _units(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
         LEFT JOIN __oc_first i ON i.pid = p.pid AND i.role = 'index'
         LEFT JOIN __oc_first g ON g.pid = p.pid AND g.role = 'eligible'
         LEFT JOIN __oc_first x ON x.pid = p.pid AND x.role = 'excluded'""")
-    # The enrolled: index date not after death; the end of follow-up (exclusive).
+
+
+def _enrolled(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
+    """``__oc_enrolled``: index date not after death; the end of follow-up (exclusive), and
+    why it ended there."""
+    a = literal(as_of)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE __oc_enrolled AS
         SELECT q.*, (SELECT data_from FROM __oc_meta) AS data_from,
@@ -655,7 +670,11 @@ def _units(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
                    JOIN __oc_people q2 ON q2.pid = e.pid
                    WHERE e.d >= q2.index_d AND e.d <= {a} GROUP BY e.pid) s USING (pid)
         WHERE q.index_d IS NOT NULL AND (q.dod IS NULL OR q.index_d <= q.dod)""")
-    # Strata at a person's own or their match's index date.
+
+
+def _matches(con: duckdb.DuckDBPyConnection, o: Outcomes) -> None:
+    """``__oc_match``: up to ``controls_per_enrolled`` matches per enrolled person, the strata
+    of each compared at the enrolled person's index date (``__oc_t``, ``__oc_cand``)."""
     con.execute(f"""
         CREATE OR REPLACE TEMP MACRO __oc_b0(i, f) AS
             CAST(CASE WHEN f IS NULL THEN i - {o.before_days}
@@ -710,7 +729,12 @@ def _units(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
             WHERE c.age_band = t.age_band AND c.risk_band = t.risk_band
               AND c.prior_band = t.prior_band)
         WHERE rn <= {o.controls_per_enrolled}""")
-    # One row per enrolled person and per match: the windows and their person-time.
+
+
+def _windows(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
+    """``outcome_units``: one row per enrolled person and per match, with the windows and
+    their person-time."""
+    a = literal(as_of)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE outcome_units AS
         WITH n AS (SELECT t_pid, count(*) AS n FROM __oc_match GROUP BY t_pid),
@@ -724,7 +748,7 @@ def _units(con: duckdb.DuckDBPyConnection, o: Outcomes, as_of: dt.date) -> None:
                    __oc_b0(e.index_d, e.data_from),
                    CAST(least(e.index_d + {o.after_days}, {a} + 1,
                               COALESCE(c.dod + 1, {a} + 1)) AS DATE),
-                   CASE WHEN c.dod IS NOT NULL AND c.dod + 1 < least(e.index_d
+                   CASE WHEN c.dod IS NOT NULL AND c.dod + 1 <= least(e.index_d
                              + {o.after_days}, {a} + 1) THEN 'death'
                         WHEN {a} + 1 < e.index_d + {o.after_days} THEN 'as_of'
                         ELSE 'window' END,
