@@ -305,8 +305,9 @@ def test_windows_and_matches_equal_an_independent_computation(tmp_path: Path) ->
                      profile=prof)
     run = run_population(BOOK, tmp_path, AS_OF)
     try:
-        compute_outcomes(run.con, BOOK, o, AS_OF)
+        table = compute_outcomes(run.con, BOOK, o, AS_OF)
         expected = _reference(run.con, o, AS_OF)
+        cohort_of = dict(run.con.execute("SELECT pid, cohort FROM __oc_people").fetchall())
         got = {(r[0], r[1]): r for r in run.con.execute(
             "SELECT match_pid, pid, enrolled, index_d, before_from, end_d FROM outcome_units"
         ).fetchall()}
@@ -331,10 +332,31 @@ def test_windows_and_matches_equal_an_independent_computation(tmp_path: Path) ->
                                             expected[(key[0], c)]["before_from"],
                                             expected[(key[0], c)]["end_d"])
     assert matched >= 10
+    assert table.row("emergency_admissions")["matched"] == sum(
+        1 for k in enrolled if any(m == k[0] and p != m for m, p in got))
+    frail_eol = {"frailty", "end_of_life"}
+    assert table.row("frail_eol_emergency_admissions")["matched"] == sum(
+        1 for k in enrolled if cohort_of[k[0]] in frail_eol
+        and any(m == k[0] and p != m for m, p in got))
     for key, row in admissions.items():
         exp = expected[key]
         assert (row[8], row[9]) == (exp["admissions_before"], exp["admissions_after"]), key
         assert (beds[key][8], beds[key][9]) == (exp["beds_before"], exp["beds_after"]), key
+
+
+def test_an_extract_without_admissions_has_no_baseline_and_no_error(tmp_path: Path) -> None:
+    write_population(tmp_path, 1500, seed=6, as_of=AS_OF, fmt="csv", book=BOOK)
+    (tmp_path / "admissions.csv").unlink()
+    run = run_population(BOOK, tmp_path, AS_OF)
+    try:
+        table = compute_outcomes(run.con, BOOK, _outcomes(), AS_OF)
+    finally:
+        run.close()
+    assert table.data_from is None
+    row = table.row("emergency_admissions")
+    assert row["enrolled"] > 0 and row["no_baseline"] == 0  # the window is not cut short
+    assert row["did"] is None and row["enrolled_before"] is None
+    assert row["note"] == "not available: the extract has no admissions"
 
 
 # -- the difference in differences ------------------------------------------------------------

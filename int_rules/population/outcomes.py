@@ -591,13 +591,18 @@ def compute_outcomes(con: duckdb.DuckDBPyConnection, book: Rulebook, outcomes: O
     data_from = con.execute("SELECT data_from FROM __oc_meta").fetchall()[0][0]
     nbs, by_cohort = _counts(con)
     table = OutcomesTable(outcomes, as_of, data_from, nbs, by_cohort)
+    no_admissions = data_from is None
     for ind in outcomes.indicators:
         units = Units.from_rows(_unit_rows(con, ind, as_of)) if ind.kind == "rate" else None
         shares = (_shares(con, ind.definition.share)
                   if ind.definition.share is not None else None)
         where = [ICS] if ind.kind == "not_computable" else nbs
         for nb in where:
-            table.rows.append(_row(table, ind, nb, units, shares, suppress))
+            row = _row(table, ind, nb, units, shares, suppress)
+            if ind.kind == "rate" and no_admissions:
+                row.update(dict.fromkeys(_FIGURES), controls=None,
+                           note="not available: the extract has no admissions")
+            table.rows.append(row)
     return table
 
 
