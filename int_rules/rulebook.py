@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from .bundle import bundle_root
 from .codelists import CodelistSet, load_codelists
 from .conditions import CompiledCondition, ConditionError, compile_condition, facts_read
 from .errors import EngineUnavailableError, Location, RulesetError, RulesetErrors
@@ -65,8 +66,9 @@ ENGINES = ("reference", "durable")
 
 
 def default_rulebook_dir() -> Path:
-    """The bundled ``rulesets/`` directory (beside the ``int_rules`` package in a checkout)."""
-    return Path(__file__).resolve().parent.parent / "rulesets"
+    """The bundled ``rulesets/`` directory (absolute): inside the installed package, or the
+    source tree's ``rulesets/`` (see :mod:`int_rules.bundle`)."""
+    return bundle_root() / "rulesets"
 
 
 # -- compiled structures ----------------------------------------------------------------------
@@ -248,7 +250,8 @@ def load(
     manifest_path = base / "rulebook.yaml"
     shown = _display(manifest_path, base)
     if not manifest_path.is_file():
-        raise RulesetError(Location(shown), "no rulebook manifest here (expected rulebook.yaml)")
+        raise RulesetError(Location(shown), "no rulebook manifest here (looked for "
+                                            f"{manifest_path.resolve()})")
     problems = _Problems()
     raw_manifest = load_yaml(manifest_path, shown)
     manifest = _validate(RulebookManifest, raw_manifest, shown, problems)

@@ -76,6 +76,7 @@ CHECKS: Mapping[str, tuple[Severity, str]] = {
     "hazard-no-control": ("error", "a hazard (or control) without controls, rules or tests"),
     "hazard-unknown-rule": ("error", "a control names a rule that does not exist"),
     "hazard-unknown-test": ("error", "a control names a test that does not exist"),
+    "hazards-tests-skipped": ("info", "the tests controls name were not checked (no tests/)"),
     "hazard-unknown": ("error", "a rule names a hazard that is not in the log"),
     "hazard-risk": ("error", "a risk rating does not match the risk matrix"),
     "hazard-untested-control": ("warning", "a control names no test"),
