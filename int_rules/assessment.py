@@ -18,6 +18,16 @@ from .errors import IntRulesError
 from .facts import EvidenceItem, FactValue
 from .language.plain import describe_condition, format_value
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
+from .results_schema import (
+    AssessmentDict,
+    EventEvidenceDict,
+    EvidenceDict,
+    FactDict,
+    OutcomeDict,
+    PathwayDict,
+    ProvenanceDict,
+    ResultValue,
+)
 
 if TYPE_CHECKING:
     from .pathway import PathwayResult
@@ -109,13 +119,13 @@ class Assessment:
             for rule in self.fired
         )
 
-    def results(self) -> dict[str, dict[str, Any]]:
+    def results(self) -> dict[str, dict[str, ResultValue]]:
         """Each ruleset's outputs: lists under ``collect``, single values otherwise.
 
         Every declared output appears (an empty list, or None, when no rule set it), so the
         shape does not depend on the record.
         """
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, dict[str, ResultValue]] = {}
         for rs in self.book.rulesets:
             collect = rs.definition.hit_policy == "collect"
             res: dict[str, Any] = {k: ([] if collect else None) for k in rs.definition.outputs}
@@ -131,7 +141,7 @@ class Assessment:
             out[rs.id] = res
         return out
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> ProvenanceDict:
         """Which rulebook produced this: id, version, content hash, rulesets and overrides."""
         book = self.book
         return {
@@ -147,10 +157,10 @@ class Assessment:
             "overrides": dict(sorted(book.overrides.items())),
         }
 
-    def evidence_dict(self, item: EvidenceItem) -> dict[str, Any]:
+    def evidence_dict(self, item: EvidenceItem) -> EvidenceDict:
         """One record item behind a fact, as JSON-ready data (coded events with their term)."""
         if isinstance(item, CodedEvent):
-            d: dict[str, Any] = {"type": "event", "date": item.date.isoformat(),
+            d: EventEvidenceDict = {"type": "event", "date": item.date.isoformat(),
                                  "code": item.code, "term": self.book.codelists.term(item.code)}
             if item.value is not None:
                 d["value"] = item.value
@@ -169,7 +179,7 @@ class Assessment:
         return {"type": "monitoring", "date": item.date.isoformat(), "kind": item.kind,
                 "measure": item.measure, "value": item.value}
 
-    def pathway_dict(self) -> dict[str, Any]:
+    def pathway_dict(self) -> PathwayDict:
         p = self.pathway
         return {
             "state": p.state,
@@ -186,16 +196,20 @@ class Assessment:
             ],
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """Stable JSON-ready data: same inputs, same output, key for key."""
-        facts = {}
+    def to_dict(self) -> AssessmentDict:
+        """Stable JSON-ready data: same inputs, same output, key for key.
+
+        The format is documented as JSON Schema in ``docs/schema/assessment.schema.json``
+        (the typed dicts of :mod:`int_rules.results_schema`). Raises nothing.
+        """
+        facts: dict[str, FactDict] = {}
         for name in self.book.fact_order:
-            entry: dict[str, Any] = {"value": _iso(self.values[name])}
+            entry: FactDict = {"value": _iso(self.values[name])}
             items = self.evidence.get(name)
             if items:
                 entry["evidence"] = [self.evidence_dict(i) for i in items]
             facts[name] = entry
-        outcomes = []
+        outcomes: list[OutcomeDict] = []
         for rule in self.fired:
             d = rule.definition
             outcomes.append({
@@ -204,7 +218,8 @@ class Assessment:
                 "title": d.title,
                 "outputs": dict(d.then),
                 "provenance": d.provenance,
-                "cite": d.cite.model_dump(),
+                "cite": {"source": d.cite.source, "section": d.cite.section,
+                         "quote": d.cite.quote},
                 "hazards": list(d.hazards),
                 "facts": {f: _iso(self.values[f]) for f in rule.condition.facts},
             })
@@ -224,7 +239,7 @@ class Assessment:
 
     def comparable(self) -> dict[str, Any]:
         """``to_dict()`` without the engine name: equal across engines for the same inputs."""
-        d = self.to_dict()
+        d: dict[str, Any] = dict(self.to_dict())
         del d["engine"]
         return d
 
