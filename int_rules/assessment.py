@@ -24,6 +24,7 @@ from .results_schema import (
     EvidenceDict,
     FactDict,
     OutcomeDict,
+    OutputValue,
     PathwayDict,
     ProvenanceDict,
     ResultValue,
@@ -33,7 +34,10 @@ if TYPE_CHECKING:
     from .pathway import PathwayResult
     from .rulebook import CompiledRule, Rulebook
 
-__all__ = ["Assessment", "HitPolicyError", "Outcome"]
+__all__ = ["Assessment", "FactPyValue", "HitPolicyError", "Outcome"]
+
+#: A fact's value in Python (``to_dict()`` writes dates as ISO text).
+FactPyValue = bool | int | float | str | dt.date | None
 
 
 class HitPolicyError(IntRulesError):
@@ -51,12 +55,16 @@ class HitPolicyError(IntRulesError):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One rule that fired: what it sets, and where it comes from."""
+    """One rule that fired: what it sets, and where it comes from.
+
+    ``outputs`` maps each output the rule sets to its value; ``provenance`` is ``guidance``,
+    ``local-policy`` or ``assumption``; ``facts`` names the facts its condition read.
+    """
 
     ruleset: str
     rule_id: str
     title: str
-    outputs: Mapping[str, Any]
+    outputs: Mapping[str, OutputValue]
     provenance: str
     facts: tuple[str, ...]
 
@@ -71,13 +79,28 @@ def _iso(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
-    """Everything int_rules concluded about one record as of one date, and why."""
+    """Everything int_rules concluded about one record as of one date, and why.
+
+    Returned by :meth:`Rulebook.assess <int_rules.Rulebook.assess>`; immutable. Read it as
+
+    * :meth:`results`: each ruleset's outputs (``{"identification": {"cohort": [...]}}``);
+    * :attr:`rule_ids` / :attr:`outcomes`: the rules that fired, in rulebook order;
+    * :attr:`pathway`: the caseload pathway replayed to ``as_of`` (state, history, findings);
+    * :attr:`facts`: every fact's value with the record items behind it;
+    * :meth:`explain`: all of it in plain English, with the guidance each rule cites;
+    * :meth:`to_dict` / :meth:`to_json`: stable JSON in the format of
+      ``docs/schema/assessment.schema.json``.
+
+    ``values`` holds each fact's Python value (``bool``, ``int``, ``float``, ``str``,
+    ``datetime.date`` or ``None``); ``evidence`` the record items behind each fact.
+    Nothing here raises: every error is raised by ``assess`` before an Assessment exists.
+    """
 
     book: Rulebook
     record: PatientRecord
     as_of: dt.date
     engine: str
-    values: Mapping[str, Any]
+    values: Mapping[str, FactPyValue]
     evidence: Mapping[str, tuple[EvidenceItem, ...]]
     fired: tuple[CompiledRule, ...]
     pathway: PathwayResult
@@ -86,6 +109,7 @@ class Assessment:
 
     @property
     def patient_id(self) -> str:
+        """The assessed record's ``patient_id``."""
         return self.record.patient_id
 
     @property
@@ -107,6 +131,7 @@ class Assessment:
 
     @property
     def outcomes(self) -> tuple[Outcome, ...]:
+        """The rules that fired, as plain :class:`Outcome` values, in rulebook order."""
         return tuple(
             Outcome(
                 ruleset=rule.ruleset,
@@ -180,6 +205,7 @@ class Assessment:
                 "measure": item.measure, "value": item.value}
 
     def pathway_dict(self) -> PathwayDict:
+        """The pathway replay as JSON-ready data (the ``pathway`` key of :meth:`to_dict`)."""
         p = self.pathway
         return {
             "state": p.state,
@@ -235,6 +261,7 @@ class Assessment:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as JSON text (UTF-8 characters kept as they are)."""
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False, ensure_ascii=False)
 
     def comparable(self) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from .language.schema import (
 from .language.yamlsrc import load_yaml, locate
 from .pathway import Pathway, load_pathway
 from .record import PatientRecord
+from .results_schema import ParameterValue
 
 if TYPE_CHECKING:
     from .assessment import Assessment
@@ -129,19 +130,23 @@ class Rulebook:
 
     @property
     def id(self) -> str:
+        """The rulebook's id (``rulebook:`` in ``rulebook.yaml``)."""
         return self.manifest.rulebook
 
     @property
     def version(self) -> str:
+        """The rulebook's version (``version:`` in ``rulebook.yaml``)."""
         return self.manifest.version
 
     def ruleset(self, ruleset_id: str) -> CompiledRuleset:
+        """The ruleset with this id; raises ``KeyError`` if there is none."""
         for rs in self.rulesets:
             if rs.id == ruleset_id:
                 return rs
         raise KeyError(ruleset_id)
 
     def rule(self, rule_id: str) -> CompiledRule:
+        """The rule with this id, in any ruleset; raises ``KeyError`` if there is none."""
         for rs in self.rulesets:
             for rule in rs.rules:
                 if rule.id == rule_id:
@@ -153,8 +158,20 @@ class Rulebook:
     ) -> Assessment:
         """Evaluate every fact and rule for ``record`` as of ``as_of``.
 
-        ``engine`` is ``"reference"`` (plain Python, the default) or ``"durable"`` (the same
-        rulebook compiled to durable_rules; needs the ``durable`` extra).
+        Events dated after ``as_of`` are ignored; the clock is never read. ``engine`` is
+        ``"reference"`` (plain Python, the default) or ``"durable"`` (the same rulebook
+        compiled to durable_rules; needs the ``durable`` extra). Pure and thread-safe.
+
+        Returns:
+            Assessment: every ruleset's outputs, the rules that fired, the pathway replay and
+            every fact with its evidence (``to_dict()`` gives stable JSON, ``explain()`` plain
+            English).
+
+        Raises:
+            TypeError: ``as_of`` is not a ``datetime.date`` (a ``datetime`` is refused too).
+            HitPolicyError: two rules of a ``unique`` decision fired for this record.
+            EngineUnavailableError: ``engine`` is unknown, or its optional dependency is
+                missing.
         """
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {type(as_of).__name__}")
@@ -238,13 +255,26 @@ def _is_tag(part: int | str) -> bool:
 
 def load(
     directory: str | Path | None = None,
-    overrides: str | Path | Mapping[str, Any] | None = None,
+    overrides: str | Path | Mapping[str, ParameterValue] | None = None,
 ) -> Rulebook:
     """Load, validate and compile the rulebook in ``directory`` (default: the bundled one).
 
-    ``overrides`` is an INT's parameter file (path) or a mapping ``{"ruleset.param": value}``.
-    Raises :class:`~int_rules.errors.RulesetError` (or ``RulesetErrors``) naming file, line,
-    column and key for every problem.
+    The bundled rulebook is found with :mod:`importlib.resources` wherever int_rules is
+    installed (see :mod:`int_rules.bundle`). ``overrides`` is an INT's parameter file (path) or
+    a mapping ``{"ruleset.param": value}``; only ``local-policy`` and ``assumption``
+    parameters can be overridden.
+
+    Returns:
+        Rulebook: immutable and safe to share between threads; its ``sha256`` names the exact
+        rules, facts, pathway, codelists and overrides it was built from.
+
+    Raises:
+        RulesetError: a problem with the manifest, a ruleset, the facts, the pathway or the
+            overrides, naming file, line, column and key; when there is no rulebook at
+            ``directory``, the message names the full path looked for.
+        RulesetErrors: several such problems, all reported together (a ``RulesetError``).
+        CodelistError: a codelist file that cannot be used (missing, malformed, or not what
+            the manifest's sha256 says).
     """
     base = Path(directory) if directory is not None else default_rulebook_dir()
     manifest_path = base / "rulebook.yaml"
