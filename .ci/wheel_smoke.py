@@ -32,3 +32,19 @@ assert result.rule_ids, "the example record fires no rule"
 assert "Caseload pathway:" in result.explain()
 print(f"int_rules {int_rules.__version__} from {package}: {len(result.rule_ids)} rules fired, "
       f"pathway state {result.pathway.state}, {len(text)} bytes of JSON")
+
+# A batch from memory, results as Arrow (no files written).
+import pyarrow as pa  # noqa: E402
+
+from int_rules.population import assess_tables  # noqa: E402
+
+patients = pa.table({"patient_id": [record.patient_id, "BAD"],
+                     "date_of_birth": [record.date_of_birth.isoformat(), "not a date"]})
+events = pa.table({"patient_id": [record.patient_id] * len(record.events),
+                   "date": [e.date.isoformat() for e in record.events],
+                   "snomedct_code": [e.code for e in record.events]})
+batch = assess_tables(book, {"patients": patients, "clinical_events": events},
+                      dt.date(2026, 11, 23))
+assert batch.results.column("patient_id").to_pylist() == [record.patient_id]
+assert batch.rejects.column("patient_id").to_pylist() == ["BAD"]
+print(f"assess_tables: {batch.results.num_rows} assessed, {batch.rejects.num_rows} rejected")

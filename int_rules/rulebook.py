@@ -163,9 +163,9 @@ class Rulebook:
         compiled to durable_rules; needs the ``durable`` extra). Pure and thread-safe.
 
         Returns:
-            Assessment: every ruleset's outputs, the rules that fired, the pathway replay and
-            every fact with its evidence (``to_dict()`` gives stable JSON, ``explain()`` plain
-            English).
+            Assessment: every ruleset's outputs, the rules that fired, the pathway replay
+                and every fact with its evidence (``to_dict()`` gives stable JSON,
+                ``explain()`` plain English).
 
         Raises:
             TypeError: ``as_of`` is not a ``datetime.date`` (a ``datetime`` is refused too).
@@ -265,8 +265,8 @@ def load(
     parameters can be overridden.
 
     Returns:
-        Rulebook: immutable and safe to share between threads; its ``sha256`` names the exact
-        rules, facts, pathway, codelists and overrides it was built from.
+        Rulebook: immutable and safe to share between threads; its ``sha256`` names the
+            exact rules, facts, pathway, codelists and overrides it was built from.
 
     Raises:
         RulesetError: a problem with the manifest, a ruleset, the facts, the pathway or the
