@@ -20,7 +20,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["BUNDLE_DIR", "bundle_root", "is_installed_bundle"]
+__all__ = ["BUNDLE_DIR", "bundle_root", "is_installed_bundle", "package_data_dir",
+           "project_root"]
 
 #: The bundle's folder inside the installed package (the wheel build maps it there).
 BUNDLE_DIR = "_bundle"
@@ -57,3 +58,16 @@ def is_installed_bundle(path: Path) -> bool:
     """Whether ``path`` lies inside the installed package's bundle (not a folder to write to)."""
     installed = (_package_dir() / BUNDLE_DIR).resolve()
     return path.resolve().is_relative_to(installed)
+
+
+def package_data_dir() -> Path:
+    """The package's own ``data/`` folder (synthetic-population profile, neighbourhoods)."""
+    return _package_dir() / "data"
+
+
+def project_root() -> Path:
+    """Where generated files (``docs/schema/``, ``docs/reference/``) go by default: the source
+    tree's root, or the working folder when int_rules runs from an installed wheel (never into
+    the installed package)."""
+    root = bundle_root()
+    return Path.cwd() if is_installed_bundle(root) else root

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ..bundle import project_root
 from ..record import PatientRecord
 from ..results_schema import assessment_json_schema
 from .schema import FactsFile, OverridesFile, RulebookManifest, RulesetFile
@@ -50,8 +51,9 @@ def render_schemas() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "docs" / "schema")
+    parser.add_argument("--out", type=Path, default=project_root() / "docs" / "schema",
+                        help="output folder (default: docs/schema in the source tree, else in "
+                             "the working folder)")
     parser.add_argument("--check", action="store_true", help="fail if the files are not current")
     args = parser.parse_args(argv)
     stale = []
