@@ -7,6 +7,7 @@ build's mapping covers every file the library reads at run time.
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -92,3 +93,47 @@ def test_the_wheel_maps_every_file_read_at_run_time() -> None:
 def test_version_comes_from_the_package_metadata() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     assert int_rules.__version__ == config["project"]["version"]
+
+
+@pytest.fixture
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An installed wheel's layout: the bundle inside the package, as pyproject maps it; the
+    working folder elsewhere."""
+    package = tmp_path / "site-packages" / "int_rules"
+    for source, target in _force_include().items():
+        dest = tmp_path / "site-packages" / target
+        if (REPO / source).is_dir():
+            shutil.copytree(REPO / source, dest)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / source, dest)
+    monkeypatch.setattr(bundle, "_package_dir", lambda: package)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return package / bundle.BUNDLE_DIR
+
+
+def test_an_installed_bundle_loads_the_same_rulebook(installed: Path) -> None:
+    book = int_rules.load()
+    assert book.directory == installed / "rulesets"
+    assert book.sha256 == int_rules.load(REPO / "rulesets").sha256
+
+
+def test_lint_of_an_installed_bundle_checks_the_hazard_log_without_tests(
+        installed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from int_rules.cli import main
+
+    assert main(["lint"]) == 0
+    out = capsys.readouterr().out
+    assert "hazards-tests-skipped" in out
+    assert "hazard-unknown-test" not in out
+    assert "0 errors" in out
+
+
+def test_generated_pages_go_to_the_working_folder_not_the_package(installed: Path) -> None:
+    from int_rules.cli import main
+
+    assert main(["docs"]) == 0
+    assert (Path.cwd() / "docs" / "reference" / "index.md").is_file()
+    assert not (installed / "docs" / "reference").exists()
