@@ -89,6 +89,21 @@ def test_arrow_tables_give_the_results_files_give(from_files: list[dict[str, Any
     assert out.rejects.num_rows == 0
 
 
+def test_arrow_results_are_the_results_file_plus_next_codes(tmp_path: Path) -> None:
+    from int_rules.population.engine import write_outputs
+
+    run = run_population(BOOK, EXAMPLE, AS_OF)
+    try:
+        write_outputs(run, tmp_path)
+    finally:
+        run.close()
+    written = pq.read_table(tmp_path / "results.parquet")
+    out = assess_tables(BOOK, _example_tables(), AS_OF).results
+    assert out.drop_columns(["pathway_next_codes"]).to_pylist() == written.to_pylist()
+    assert out.drop_columns(["pathway_next_codes"]).schema.names == written.schema.names
+    assert out.schema.metadata == written.schema.metadata
+
+
 def test_pandas_dataframes_in(from_files: list[dict[str, Any]]) -> None:
     pd = pytest.importorskip("pandas")
     # As an analyst reads them: pandas guesses the types (floats, bools, NaN for empty cells).

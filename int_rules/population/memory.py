@@ -141,9 +141,10 @@ def register_tables(con: duckdb.DuckDBPyConnection,
 class PopulationTables:
     """A finished population run as Arrow tables (the connection is closed).
 
-    ``results``: one row per assessed patient, in input order, the columns of
-    ``results.parquet`` (lists stay lists) with ``rulebook_sha256`` and ``rulebook_status``, and
-    the provenance in the schema metadata (``int_rules_provenance``, ``as_of``). ``rejects``:
+    ``results``: one row per assessed patient, in input order: the rows and columns of
+    ``results.parquet`` (lists stay lists, ``rulebook_sha256`` and ``rulebook_status``
+    included, the provenance in the schema metadata: ``int_rules_provenance``, ``as_of``), plus
+    ``pathway_next_codes`` (the codes that may validly be recorded next). ``rejects``:
     every rejected row and patient (table, file, row, patient_id, reason). ``findings``: every
     data-quality finding. ``facts``: every fact value per patient, when asked for.
     ``summary``: counts read, accepted and rejected, provenance, timings (as

@@ -618,8 +618,8 @@ def lint(
     if base.is_file():
         base = base.parent
     if not (base / "rulebook.yaml").is_file():
-        raise RulesetError(Location(str(base)), "no rulebook here (expected rulebook.yaml in "
-                                                "this folder)")
+        raise RulesetError(Location(str(base)), "no rulebook here (looked for "
+                                                f"{(base / 'rulebook.yaml').resolve()})")
     problem: Exception | None = None
     if book is None:
         try:
