@@ -26,7 +26,7 @@ STILL_ANY = {
     "Rulebook.fact_plan": "the compiled model replaces these fields",
     "FactValue.value": "the compiled model's fact types",
     "PatientRecord.to_dict": "the JSON form, described by docs/schema/record.schema.json",
-    "Assessment.comparable": "a test helper: to_dict() without the engine name",
+    "Assessment.comparable": "for comparing engines in tests: to_dict() without the engine",
 }
 
 # Names the modules import only for type checking.
