@@ -159,6 +159,10 @@ def empty(id: str, title: str, ref: str, what: str, extra: str = "") -> Spec:
     )
 
 
+# The Version 2 heading under which the CGA code and the assessment bundle are printed.
+ASSESS = "Understand Needs – Initial Assessments and Information Gathering"
+ASSESS_REF = f'{GUIDE_V2} "{ASSESS}"'
+
 V1 = "Version 1 (2024)"
 V2 = "Version 2 (December 2025)"
 
@@ -200,8 +204,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     pathway(
         "cga", "Subject of Comprehensive Geriatric Assessment",
-        "836131000000104", GUIDE_V2,
-        "Understand Needs – Initial Assessments and Information Gathering",
+        "836131000000104", GUIDE_V2, ASSESS,
         "Holistic assessment recorded using the BGS Comprehensive Geriatric Assessment "
         "toolkit.", V2,
     ),
@@ -639,30 +642,30 @@ SPECS: tuple[Spec, ...] = (
         takes=(concepts("445455005"),),
     ),
     empty("loneliness_assessment", "Loneliness assessment (UCLA 3-item)",
-          f'{GUIDE_V2} "Understand Needs – Initial Assessments and Information Gathering"',
+          ASSESS_REF,
           "A UCLA 3-item loneliness scale assessment.",
           "267076002 'Feeling lonely' is a finding, not an assessment, and is deliberately "
           "not used."),
-    empty("memory_assessment", "Memory assessment (6CIT)", f'{GUIDE_V2} "Understand Needs – Initial Assessments and Information Gathering"',
+    empty("memory_assessment", "Memory assessment (6CIT)", ASSESS_REF,
           "A 6-item Cognitive Impairment Test (6CIT) assessment."),
     empty("falls_risk_assessment", "Falls risk assessment (FRAT)",
-          f'{GUIDE_V2} "Understand Needs – Initial Assessments and Information Gathering"',
+          ASSESS_REF,
           "A falls risk assessment (FRAT).",
           "The UKPC refset 'falls risk assessment' (^999022451000230104) exists but its "
           "members were not available."),
     empty("anticholinergic_burden", "Anticholinergic burden score",
-          f'{GUIDE_V2} "Understand Needs – Initial Assessments and Information Gathering"', "An anticholinergic burden score."),
+          ASSESS_REF, "An anticholinergic burden score."),
     empty("named_lead_professional", "Named lead professional agreed",
           f'{GUIDE_V2} "Build the plan"',
           "The person's named lead professional was agreed and recorded."),
     empty("review_date_set", "Review date set", f'{GUIDE_V2} "Review and Improve the Plan"',
           "A date for the next review of the agreed plan was set."),
     empty("phq2_score", "Depression screening (PHQ-2)",
-          f'{GUIDE_V2} "Understand Needs – Initial Assessments and Information Gathering"',
+          ASSESS_REF,
           "A PHQ-2 depression screen (the guidance allows \"PHQ2 or PHQ9\"). Read together "
           "with mood_assessment (PHQ-9)."),
     empty("gad2_score", "Anxiety screening (GAD-2)",
-          f'{GUIDE_V2} "Understand Needs – Initial Assessments and Information Gathering"',
+          ASSESS_REF,
           "A GAD-2 anxiety screen (the guidance allows \"GAD-2 or GAD-7\"). Read together "
           "with anxiety_assessment (GAD-7)."),
     empty("care_plan_shared", "Care and support plan shared",
