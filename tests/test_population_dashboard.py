@@ -138,3 +138,11 @@ def test_share_of_an_unknown_count_is_an_error(tmp_path: Path) -> None:
 
 def test_a_rulebook_without_a_dashboard_has_none(tmp_path: Path) -> None:
     assert load_dashboard(BOOK, AS_OF, tmp_path / "absent.yaml") is None
+
+
+def test_a_not_countable_measure_cannot_also_count(tmp_path: Path) -> None:
+    path = _variant(tmp_path, "    title: On the caseload with record sharing recorded\n",
+                    "    title: On the caseload with record sharing recorded\n"
+                    "    count: {fact: on_caseload, equals: true}\n")
+    with pytest.raises(RulesetError, match="not_countable has no count"):
+        load_dashboard(BOOK, AS_OF, path)
