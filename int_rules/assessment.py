@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import IntRulesError
 from .facts import EvidenceItem, FactValue
+from .guidance_names import guidance_name
 from .language.plain import describe_condition, format_value
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
 from .review.approvals import status_of
@@ -291,5 +292,6 @@ class Assessment:
                     value = format_value(_iso(self.values[fact]))
                     lines.append(f"      {fact} = {value}{self._evidence_text(fact)}")
                 c = rd.cite
-                lines.append(f"    {rd.provenance}; {c.source}, \"{c.section}\": \"{c.quote}\"")
+                source = guidance_name(self.book.manifest.guidance_names, c.source)
+                lines.append(f"    {rd.provenance}; {source}, \"{c.section}\": \"{c.quote}\"")
         return "\n".join(lines)
