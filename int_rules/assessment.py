@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import IntRulesError
 from .facts import EvidenceItem, FactValue
+from .guidance_names import guidance_name
 from .language.plain import describe_condition, format_value
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
 from .results_schema import (
@@ -29,6 +30,7 @@ from .results_schema import (
     ProvenanceDict,
     ResultValue,
 )
+from .review.approvals import status_of
 
 if TYPE_CHECKING:
     from .pathway import PathwayResult
@@ -174,11 +176,11 @@ class Assessment:
             "version": book.version,
             "sha256": book.sha256,
             "rulesets": [
-                {"id": rs.id, "version": rs.definition.version, "status": rs.definition.status}
+                {"id": rs.id, "version": rs.definition.version, "status": status_of(book, rs.id)}
                 for rs in book.rulesets
             ],
             "pathway": {"id": book.pathway.id, "version": book.pathway.version,
-                        "status": book.pathway.status},
+                        "status": status_of(book, "pathway")},
             "overrides": dict(sorted(book.overrides.items())),
         }
 
@@ -314,7 +316,7 @@ class Assessment:
         for rs in book.rulesets:
             d = rs.definition
             lines.append("")
-            lines.append(f"{d.title} [{rs.id} {d.version}, {d.status}, "
+            lines.append(f"{d.title} [{rs.id} {d.version}, {status_of(book, rs.id)}, "
                          f"hit policy {d.hit_policy}]")
             fired = [r for r in self.fired if r.ruleset == rs.id]
             if not fired:
@@ -332,5 +334,6 @@ class Assessment:
                     value = format_value(_iso(self.values[fact]))
                     lines.append(f"      {fact} = {value}{self._evidence_text(fact)}")
                 c = rd.cite
-                lines.append(f"    {rd.provenance}; {c.source}, \"{c.section}\": \"{c.quote}\"")
+                source = guidance_name(self.book.manifest.guidance_names, c.source)
+                lines.append(f"    {rd.provenance}; {source}, \"{c.section}\": \"{c.quote}\"")
         return "\n".join(lines)
