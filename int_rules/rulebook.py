@@ -58,6 +58,7 @@ from .results_schema import ParameterValue
 
 if TYPE_CHECKING:
     from .assessment import Assessment
+    from .review.approvals import Approvals
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -128,7 +129,7 @@ class Rulebook:
     #: (name, evaluate) for every fact in dependency order: the evaluator's loop.
     fact_plan: tuple[tuple[str, Any], ...]
     #: Approval records, content hashes and the status results report (review/approvals.py).
-    approvals: Any = None
+    approvals: Approvals | None = None
 
     @property
     def id(self) -> str:

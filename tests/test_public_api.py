@@ -14,6 +14,7 @@ import int_rules
 import int_rules.assessment
 import int_rules.bundle
 import int_rules.pathway
+import int_rules.review.approvals
 import int_rules.rulebook
 from int_rules.population import memory
 
@@ -30,7 +31,8 @@ STILL_ANY = {
 }
 
 # Names the modules import only for type checking.
-NAMES = {**vars(int_rules.pathway), **vars(int_rules.rulebook), **vars(int_rules.assessment)}
+NAMES = {**vars(int_rules.pathway), **vars(int_rules.rulebook), **vars(int_rules.assessment),
+         **vars(int_rules.review.approvals)}
 
 
 def _has_any(hint: object) -> bool:
