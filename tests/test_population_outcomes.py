@@ -525,20 +525,3 @@ def test_bad_outcomes_file_errors_name_the_place(tmp_path: Path, old: str, new: 
     line = message.split(":")[1]
     assert line.isdigit(), message
 
-
-def test_docs_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    import os
-    import re
-
-    repo = Path(__file__).resolve().parent.parent
-    page = repo / "docs" / "outcomes.md"
-    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
-    assert blocks
-    cwd = os.getcwd()
-    os.chdir(repo)
-    try:
-        for block in blocks:
-            exec(compile(block, str(page), "exec"), {})
-    finally:
-        os.chdir(cwd)
-    assert capsys.readouterr().out.strip()
