@@ -1014,7 +1014,7 @@ def forest_svg(labels: Sequence[str], points: Sequence[tuple[float, float, float
         return label_w + plot_w * (v + half) / (2 * half)
 
     good = (label_w, x(0)) if direction == "down" else (x(0), label_w + plot_w)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 150}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 200}" '
            f'height="{height}" role="img" aria-label="{_e(title)}" font-size="11" '
            f'font-family="system-ui,Arial,sans-serif">',
            f'<rect x="{good[0]:.1f}" y="{top - 4}" width="{good[1] - good[0]:.1f}" '
@@ -1102,10 +1102,16 @@ def outcomes_section(table: OutcomesTable, csv_name: str = "outcomes.csv") -> st
                 f"\u201c{_e(idef.cite.quote)}\u201d): {_e(_ARROW[idef.direction])}.</p>")
         if ind.kind == "rate":
             parts.append(head)
-            labels = [r["neighbourhood"] for r in rows]
+            shown = [r for r in rows if r.get("did") is not None or r["neighbourhood"] == ICS]
+            labels = [r["neighbourhood"] for r in shown]
             points = [(r["did"], r["ci_low"], r["ci_high"]) if r.get("did") is not None
-                      else None for r in rows]
+                      else None for r in shown]
             parts.append(forest_svg(labels, points, idef.direction, idef.title))
+            hidden = len(rows) - len(shown)
+            if hidden:
+                parts.append(f'<p class="small">No estimate for {hidden} neighbourhood'
+                             f"{'s' if hidden != 1 else ''} (too few matched enrolled people, "
+                             "or suppressed): see the figures by neighbourhood.</p>")
             parts.append("<details><summary>Figures by neighbourhood</summary>"
                          + _rate_table(rows) + "</details>")
         elif ind.kind == "share":
