@@ -77,6 +77,30 @@ def test_every_indicator_of_the_guide_is_declared_and_cited() -> None:
             assert len(ind.definition.not_computable.needs.split()) >= 8, ind.id
 
 
+def _citations() -> list[tuple[str, Any]]:
+    d = _outcomes().definition
+    out: list[tuple[str, Any]] = [("outcomes", d.cite), ("enrolment", d.enrolment.cite),
+                                  ("comparison", d.comparison.cite)]
+    out += [(f"parameter {n}", p.cite) for n, p in d.parameters.items() if p.cite is not None]
+    out += [(f"indicator {i.id}", i.cite) for i in d.indicators]
+    return out
+
+
+@pytest.mark.parametrize("where,cite", _citations(), ids=[w for w, _ in _citations()])
+def test_citation_is_verbatim_under_its_heading(where: str, cite: Any) -> None:
+    """As for every rule (tests/test_scenarios.py): the quote is in the bundled guidance, word
+    for word, within about a slide after a line that is its section heading."""
+    import re
+
+    text = (BOOK.directory / "guidance" / cite.source).read_text(encoding="utf-8")
+    assert cite.quote in text, f"{where}: quote is not verbatim in {cite.source}"
+    heads = [m.end() for m in re.finditer(rf"(?m)^[ \t]*{re.escape(cite.section)}[ \t]*$",
+                                          text)]
+    starts = [m.start() for m in re.finditer(re.escape(cite.quote), text)]
+    assert any(0 <= q - h <= 2500 for h in heads for q in starts), (
+        f"{where}: quote is not under the heading {cite.section!r}")
+
+
 def test_every_number_is_a_parameter_that_says_why() -> None:
     o = _outcomes()
     params = o.definition.parameters
