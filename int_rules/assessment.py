@@ -222,6 +222,12 @@ class Assessment:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False, ensure_ascii=False)
 
+    def to_cds_hooks(self) -> dict[str, Any]:
+        """CDS Hooks 2.0 cards for this assessment, ``{"cards": [...]}`` (see docs/fhir.md)."""
+        from .fhir.cds_hooks import cds_hooks_response
+
+        return cds_hooks_response(self)
+
     def comparable(self) -> dict[str, Any]:
         """``to_dict()`` without the engine name: equal across engines for the same inputs."""
         d = self.to_dict()

@@ -206,6 +206,16 @@ class PatientRecord(BaseModel):
         except RecordError as exc:
             raise _prefix_file(exc, p) from None
 
+    @classmethod
+    def from_fhir(cls, bundle: Any, **context: str | None) -> PatientRecord:
+        """Read one patient's FHIR R4 Bundle (UK Core; a dict or JSON text): see docs/fhir.md.
+
+        ``neighbourhood=`` and ``gp_system=`` give what FHIR does not carry.
+        """
+        from .fhir.bundle import read_bundle
+
+        return read_bundle(bundle, **context).record
+
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data; ``from_dict(r.to_dict()) == r``."""
         data = self.model_dump(mode="json", exclude_defaults=False)

@@ -1,0 +1,498 @@
+"""A FHIR Bulk Data export (NDJSON) to the population tables, read by DuckDB's JSON reader.
+
+An export directory holds one or more ``.ndjson`` (or ``.ndjson.gz``) files per resource type,
+named after it (``Patient.ndjson``, ``Observation.ndjson``, ``Observation_2.ndjson.gz``,
+``1.Condition.ndjson``, ...). Each line is one resource. The resources map to the tables of
+docs/population.md by the same rules as one patient's Bundle (:mod:`.bundle`; the constants of
+:mod:`.vocabulary`), in SQL:
+
+=================  ==========================================================================
+Patient            ``patients`` (practice: an ODS identifier on generalPractitioner, else the
+                   referenced Organization's, from ``Organization.ndjson``)
+Condition          ``clinical_events`` (SNOMED CT coding; onset, else recorded date; problem)
+Observation        ``clinical_events``, or ``monitoring`` when in category vital-signs
+Flag               ``monitoring`` (an alert)
+Encounter          ``admissions`` (inpatient and emergency classes)
+RiskAssessment     ``risk_scores`` (one row per prediction with a probabilityDecimal)
+=================  ==========================================================================
+
+The rows are written as Parquet under ``<out>/fhir_tables/<table>/<source file>.parquet`` and
+read back by the population reader, so the checks, rejects and accounting are exactly those
+of CSV and Parquet extracts. A mapping problem the tables can express (two SNOMED CT codes in
+one concept, a death without a date, no date) is written as the cell it makes bad, so it is
+rejected with its reason; each row keeps ``fhir_source`` (file, line, ``Type/id``) to trace a
+reject back to its resource. Resources skipped (entered in error, ...) or not mapped (no
+SNOMED CT coding, a class that is not an admission, another resource type) are counted in
+:class:`BulkRead`; every line of every file is a row, skipped, or ignored, and counted.
+
+A resource whose elements are not of their FHIR type (``"code": "x"`` where an object belongs)
+stops the run, naming the file and line, rather than being read as empty.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ..population.tables import PopulationInputError
+from . import vocabulary as v
+
+__all__ = ["RESOURCE_TYPES", "BulkRead", "read_bulk_export"]
+
+RESOURCE_TYPES = ("Patient", "Organization", "Condition", "Observation", "Flag", "Encounter",
+                  "RiskAssessment")
+
+
+def _q(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _set(values: Sequence[str] | frozenset[str]) -> str:
+    return "[" + ", ".join(_q(x) for x in sorted(values)) + "]"
+
+
+_CODING = "STRUCT(system VARCHAR, code VARCHAR, display VARCHAR)"
+_CONCEPT = f"STRUCT(text VARCHAR, coding {_CODING}[])"
+_EXT = f"STRUCT(url VARCHAR, valueCodeableConcept {_CONCEPT})[]"
+_REF = "STRUCT(reference VARCHAR, display VARCHAR)"
+
+#: The elements read of each resource type (DuckDB types for read_json's ``columns``).
+_COLUMNS: dict[str, dict[str, str]] = {
+    "Patient": {"birthDate": "VARCHAR", "gender": "VARCHAR", "deceasedDateTime": "VARCHAR",
+                "deceasedBoolean": "BOOLEAN",
+                "generalPractitioner":
+                    "STRUCT(reference VARCHAR, identifier STRUCT(system VARCHAR, "
+                    "value VARCHAR))[]"},
+    "Organization": {"identifier": "STRUCT(system VARCHAR, value VARCHAR)[]"},
+    "Condition": {"subject": _REF, "code": _CONCEPT, "category": f"{_CONCEPT}[]",
+                  "verificationStatus": _CONCEPT, "onsetDateTime": "VARCHAR",
+                  "onsetPeriod": "STRUCT(start VARCHAR)", "recordedDate": "VARCHAR"},
+    "Observation": {"status": "VARCHAR", "subject": _REF, "code": _CONCEPT,
+                    "category": f"{_CONCEPT}[]", "interpretation": f"{_CONCEPT}[]",
+                    "effectiveDateTime": "VARCHAR", "effectivePeriod": "STRUCT(start VARCHAR)",
+                    "effectiveInstant": "VARCHAR", "issued": "VARCHAR",
+                    "valueQuantity": "STRUCT(value DOUBLE, unit VARCHAR, code VARCHAR)",
+                    "valueInteger": "BIGINT"},
+    "Flag": {"status": "VARCHAR", "subject": _REF, "code": _CONCEPT,
+             "period": "STRUCT(start VARCHAR)"},
+    "Encounter": {"status": "VARCHAR", "subject": _REF,
+                  "class": "STRUCT(system VARCHAR, code VARCHAR)",
+                  "period": 'STRUCT("start" VARCHAR, "end" VARCHAR)',
+                  "hospitalization": f"STRUCT(extension {_EXT})", "extension": _EXT},
+    "RiskAssessment": {"status": "VARCHAR", "subject": _REF, "occurrenceDateTime": "VARCHAR",
+                       "occurrencePeriod": "STRUCT(start VARCHAR)", "method": _CONCEPT,
+                       "performer": _REF,
+                       "prediction": "STRUCT(probabilityDecimal DOUBLE)[]"},
+}
+
+
+def _date(expr: str) -> str:
+    """The calendar date written in a FHIR dateTime (as :func:`.bundle._date_of`)."""
+    return f"(CASE WHEN substr({expr}, 11, 1) = 'T' THEN left({expr}, 10) ELSE {expr} END)"
+
+
+def _has(concepts: str, system: str | None, codes: Sequence[str] | frozenset[str]) -> str:
+    """Whether any coding of a list of CodeableConcepts is one of ``codes`` (in ``system``)."""
+    cond = f"c.code IN ({', '.join(_q(x) for x in sorted(codes))})"
+    if system is not None:
+        cond = f"c.system = {_q(system)} AND {cond}"
+    return (f"coalesce(len(list_filter(flatten(list_transform(coalesce({concepts}, []), "
+            f"lambda k: coalesce(k.coding, []))), lambda c: {cond})) > 0, FALSE)")
+
+
+def _patient_ref(expr: str = "subject.reference") -> str:
+    """The patient id of a reference (``Patient/x``, or a URL ending in it); else as written."""
+    return (f"coalesce(nullif(regexp_extract({expr}, '(?:^|/)Patient/([^/]+)$', 1), ''), "
+            f"{expr})")
+
+
+_SNOMED_CODES = (f"list_transform(list_filter(coalesce(code.coding, []), "
+                 f"lambda c: c.system = {_q(v.SNOMED)}), lambda c: c.code)")
+_SNOMED_CODE = (f"CASE WHEN len(list_distinct({_SNOMED_CODES})) > 1 THEN "
+                f"'several SNOMED CT codes (' || array_to_string(list_sort(list_distinct("
+                f"{_SNOMED_CODES})), ', ') || '): cannot tell which is meant' "
+                f"ELSE {_SNOMED_CODES}[1] END")
+_OTHER_CODINGS = f"len(coalesce(code.coding, [])) - len({_SNOMED_CODES})"
+_MEASURE = ("coalesce(nullif(code.text, ''), nullif(code.coding[1].display, ''), "
+            "code.coding[1].code)")
+
+
+def _skipped(rtype: str) -> str:
+    if rtype == "Condition":
+        return _has("[verificationStatus]", None, v.SKIPPED_VERIFICATION)
+    statuses = v.SKIPPED_STATUSES.get(rtype)
+    if not statuses:
+        return "FALSE"
+    return f"coalesce(status IN ({', '.join(_q(s) for s in sorted(statuses))}), FALSE)"
+
+
+def _skipped_reason(rtype: str) -> str:
+    if rtype == "Condition":
+        codes = ", ".join(_q(c) for c in sorted(v.SKIPPED_VERIFICATION))
+        first = (f"list_filter(coalesce(verificationStatus.coding, []), "
+                 f"lambda c: c.code IN ({codes}))[1].code")
+        return f"'Condition with verificationStatus ' || {first} || ' (skipped)'"
+    return f"'{rtype} with status ' || status || ' (skipped)'"
+
+
+def _vital() -> str:
+    return _has("category", v.OBSERVATION_CATEGORY, (v.VITAL_SIGNS,))
+
+
+def _emergency_method(ext: str) -> str:
+    return (f"coalesce(len(list_filter(coalesce({ext}, []), lambda e: e.url = "
+            f"{_q(v.ADMISSION_METHOD_EXTENSION)} AND "
+            f"{_has('[e.valueCodeableConcept]', None, v.EMERGENCY_ADMISSION_METHODS)})) > 0, "
+            "FALSE)")
+
+
+@dataclass(frozen=True)
+class _Output:
+    """One table a resource type feeds: its select (over ``__r``) and the rows it takes."""
+
+    table: str
+    where: str
+    select: str
+
+
+def _outputs(rtype: str) -> tuple[_Output, ...]:
+    src = "fhir_source"
+    if rtype == "Patient":
+        return (_Output("patients", "TRUE", f"""
+            id AS patient_id, birthDate AS date_of_birth, gender AS sex,
+            {_patient_practice()} AS practice,
+            CAST(NULL AS VARCHAR) AS neighbourhood, CAST(NULL AS VARCHAR) AS gp_system,
+            CASE WHEN deceasedDateTime IS NOT NULL THEN {_date('deceasedDateTime')}
+                 WHEN deceasedBoolean THEN 'deceasedBoolean true without a date' END
+                 AS date_of_death, {src}"""),)
+    if rtype == "Condition":
+        problem = _has("category", v.CONDITION_CATEGORY, (v.PROBLEM_LIST_ITEM,))
+        when = "coalesce(onsetDateTime, onsetPeriod.start, recordedDate)"
+        return (_Output("clinical_events", f"len({_SNOMED_CODES}) > 0", f"""
+            {_patient_ref()} AS patient_id, {_date(when)} AS date,
+            {_SNOMED_CODE} AS snomedct_code, CAST(NULL AS DOUBLE) AS numeric_value,
+            CAST(NULL AS VARCHAR) AS unit, {problem} AS is_problem, {src}"""),)
+    if rtype == "Observation":
+        when = "coalesce(effectiveDateTime, effectivePeriod.start, effectiveInstant, issued)"
+        alert = _has("interpretation", None, v.ALERT_INTERPRETATIONS)
+        return (
+            _Output("clinical_events", f"NOT {_vital()} AND len({_SNOMED_CODES}) > 0", f"""
+                {_patient_ref()} AS patient_id, {_date(when)} AS date,
+                {_SNOMED_CODE} AS snomedct_code,
+                coalesce(valueQuantity.value, CAST(valueInteger AS DOUBLE)) AS numeric_value,
+                CASE WHEN valueQuantity IS NOT NULL
+                     THEN coalesce(valueQuantity.unit, valueQuantity.code) END AS unit,
+                FALSE AS is_problem, {src}"""),
+            _Output("monitoring", _vital(), f"""
+                {_patient_ref()} AS patient_id, {_date(when)} AS date,
+                CASE WHEN {alert} THEN 'alert' ELSE 'reading' END AS kind,
+                {_MEASURE} AS measure, valueQuantity.value AS value, {src}"""),
+        )
+    if rtype == "Flag":
+        return (_Output("monitoring", "TRUE", f"""
+            {_patient_ref()} AS patient_id, {_date('period.start')} AS date, 'alert' AS kind,
+            {_MEASURE} AS measure, CAST(NULL AS DOUBLE) AS value, {src}"""),)
+    if rtype == "Encounter":
+        classes = ", ".join(_q(c) for c in sorted(v.ADMITTED_CLASSES))
+        return (_Output("admissions", f"coalesce(class.code IN ({classes}), FALSE)", f"""
+            {_patient_ref()} AS patient_id, {_date('period.start')} AS admission_date,
+            {_date('period."end"')} AS discharge_date,
+            (class.code = {_q(v.EMERGENCY_CLASS)}
+             OR {_emergency_method('hospitalization.extension')}
+             OR {_emergency_method('extension')}) AS emergency, {src}"""),)
+    if rtype == "RiskAssessment":
+        source = ("coalesce(nullif(method.text, ''), list_filter(list_transform("
+                  "coalesce(method.coding, []), "
+                  "lambda c: coalesce(nullif(c.display, ''), c.code)), "
+                  "lambda x: x IS NOT NULL AND x <> '')[1], performer.display)")
+        # One row per prediction with a probability; none: one row without a score (rejected).
+        preds = ("CASE WHEN len(list_filter(coalesce(prediction, []), "
+                 "lambda p: p.probabilityDecimal IS NOT NULL)) = 0 THEN [CAST(NULL AS DOUBLE)] "
+                 "ELSE list_transform(list_filter("
+                 "prediction, lambda p: p.probabilityDecimal IS NOT NULL), "
+                 "lambda p: p.probabilityDecimal) END")
+        when = "coalesce(occurrenceDateTime, occurrencePeriod.start)"
+        return (_Output("risk_scores", "TRUE", f"""
+            {_patient_ref()} AS patient_id, {_date(when)} AS date, unnest({preds}) AS score,
+            {source} AS source, {src}"""),)
+    return ()
+
+
+def _ignored_reason(rtype: str) -> str:
+    """Why a resource that is neither skipped nor mapped was left out."""
+    if rtype in ("Condition", "Observation"):
+        return f"'{rtype} with no SNOMED CT coding (ignored)'"
+    if rtype == "Encounter":
+        return "'Encounter of class ' || coalesce(class.code, '(none)') || ' (not an admission)'"
+    return f"'{rtype} (not read)'"
+
+
+@dataclass
+class BulkRead:
+    """What :func:`read_bulk_export` wrote, and the count of every line."""
+
+    tables_dir: Path
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # per NDJSON file
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        lines = sum(f["lines"] for f in self.files.values())
+        accounted = sum(f["rows"] + sum(f["skipped"].values()) + sum(f["ignored"].values())
+                        for f in self.files.values())
+        return {"tables_dir": str(self.tables_dir), "lines": lines,
+                "all_lines_accounted_for": lines == accounted, "files": self.files,
+                "notes": self.notes}
+
+
+_TYPE_IN_NAME = re.compile(r"[A-Za-z]+")
+
+
+def _resource_type(path: Path) -> str | None:
+    name = path.name
+    for word in _TYPE_IN_NAME.findall(name.split(".ndjson")[0]):
+        if word in RESOURCE_TYPES:
+            return str(word)
+    return None
+
+
+def discover_export(export_dir: Path) -> tuple[dict[str, list[Path]], list[str]]:
+    """The NDJSON files of each resource type in ``export_dir``, and notes on others."""
+    if not export_dir.is_dir():
+        raise PopulationInputError(f"FHIR export directory '{export_dir}' does not exist or is "
+                                   "not a directory")
+    found: dict[str, list[Path]] = {}
+    notes: list[str] = []
+    for entry in sorted(export_dir.iterdir()):
+        lowered = entry.name.lower()
+        if entry.name.startswith(".") or not lowered.endswith((".ndjson", ".ndjson.gz")):
+            continue
+        rtype = _resource_type(entry)
+        if rtype is None:
+            notes.append(f"'{entry.name}' ignored: not one of the resource types read "
+                         f"({', '.join(RESOURCE_TYPES)})")
+            continue
+        found.setdefault(rtype, []).append(entry)
+    if "Patient" not in found:
+        raise PopulationInputError(f"no Patient.ndjson in '{export_dir}' (a Bulk Data export "
+                                   "names its files after the resource type)")
+    return found, notes
+
+
+def read_bulk_export(export_dir: str | Path, tables_dir: str | Path,
+                     practices: str | Path | None = None,
+                     progress: Callable[[str], None] | None = None,
+                     threads: int | None = None) -> BulkRead:
+    """Map a Bulk Data export into population tables (Parquet) under ``tables_dir``.
+
+    ``practices`` (CSV: ``practice,neighbourhood,gp_system``) gives each practice's INT and GP
+    system, which FHIR does not carry; ``<export_dir>/practices.csv`` is used when present.
+    Raises :class:`~int_rules.population.tables.PopulationInputError` for an unreadable file.
+    """
+    say = progress or (lambda _m: None)
+    export = Path(export_dir)
+    out = Path(tables_dir)
+    found, notes = discover_export(export)
+    practices_path = Path(practices) if practices is not None else export / "practices.csv"
+    if practices is not None and not practices_path.is_file():
+        raise PopulationInputError(f"practices file '{practices_path}' does not exist")
+    out.mkdir(parents=True, exist_ok=True)
+    for old in sorted(out.glob("*/*.parquet")):
+        old.unlink()
+    result = BulkRead(out, notes=notes)
+    config: dict[str, Any] = {"preserve_insertion_order": True}
+    if threads:
+        config["threads"] = threads
+    con = duckdb.connect(":memory:", config=config)
+    con.execute("SET enable_progress_bar = false")
+    try:
+        _organisations(con, found.get("Organization", []), result)
+        _practices(con, practices_path if practices_path.is_file() else None)
+        for rtype in RESOURCE_TYPES:
+            if rtype == "Organization":
+                continue
+            for path in found.get(rtype, []):
+                say(f"reading {path.name}")
+                _read_file(con, rtype, path, out, result)
+    finally:
+        con.close()
+    for table in ("clinical_events",):
+        (out / table).mkdir(exist_ok=True)
+        if not any((out / table).iterdir()):
+            _empty_events(out / table / "none.parquet")
+    return result
+
+
+def _scan(con: duckdb.DuckDBPyConnection, rtype: str, path: Path) -> None:
+    cols = {"resourceType": "VARCHAR", "id": "VARCHAR", **_COLUMNS[rtype]}
+    spec = "{" + ", ".join(f"{_q(k)}: {_q(t)}" for k, t in cols.items()) + "}"
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE __raw AS
+            SELECT * FROM read_json({_q(str(path))}, format='newline_delimited',
+                                    columns={spec}, maximum_object_size=67108864)""")
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PopulationInputError(f"{path.name}: cannot read the file as FHIR NDJSON: "
+                                   f"{first}") from None
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE __r AS
+        SELECT *, {_q(path.name)} || ' line ' || (rowid + 1) || ', ' ||
+                  coalesce(resourceType, '(no resourceType)') || '/' || coalesce(id, '(no id)')
+                  AS fhir_source,
+               (coalesce(resourceType, '') <> {_q(rtype)}) AS __wrong_type
+        FROM __raw""")
+    con.execute("DROP TABLE __raw")
+
+
+def _read_file(con: duckdb.DuckDBPyConnection, rtype: str, path: Path, out: Path,
+               result: BulkRead) -> None:
+    _scan(con, rtype, path)
+    stats: dict[str, Any] = {"resource_type": rtype, "lines": 0, "rows": 0, "tables": {},
+                             "skipped": {}, "ignored": {}, "other_codings_ignored": 0}
+    result.files[path.name] = stats
+    stats["lines"] = int(con.execute("SELECT count(*) FROM __r").fetchall()[0][0])
+    wrong = int(con.execute("SELECT count(*) FROM __r WHERE __wrong_type").fetchall()[0][0])
+    if wrong:
+        stats["ignored"][f"resourceType is not {rtype} (ignored)"] = wrong
+    skipped = _skipped(rtype)
+    if skipped != "FALSE":
+        for reason, n in con.execute(f"""
+                SELECT {_skipped_reason(rtype)}, count(*) FROM __r
+                WHERE NOT __wrong_type AND {skipped} GROUP BY ALL ORDER BY 1""").fetchall():
+            stats["skipped"][str(reason)] = int(n)
+    live = f"NOT __wrong_type AND NOT {skipped}"
+    outputs = _outputs(rtype)
+    if rtype in ("Condition", "Observation"):
+        n_other = con.execute(f"SELECT coalesce(sum({_OTHER_CODINGS}), 0) FROM __r "
+                              f"WHERE {live}").fetchall()[0][0]
+        stats["other_codings_ignored"] = int(n_other or 0)
+    mapped = " OR ".join(f"({o.where})" for o in outputs) or "FALSE"
+    for reason, n in con.execute(f"""
+            SELECT {_ignored_reason(rtype)}, count(*) FROM __r
+            WHERE {live} AND NOT ({mapped})
+            GROUP BY ALL HAVING count(*) > 0 ORDER BY 1""").fetchall():
+        stats["ignored"][str(reason)] = int(n)
+    for o in outputs:
+        folder = out / o.table
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{_stem(path)}.parquet"
+        select = o.select
+        if rtype == "Patient":
+            select = select.replace("CAST(NULL AS VARCHAR) AS neighbourhood, "
+                                    "CAST(NULL AS VARCHAR) AS gp_system",
+                                    "__pr.neighbourhood, __pr.gp_system")
+            from_ = ("(SELECT r.*, (SELECT map_from_entries(list({'k': ref, 'v': ods})) "
+                     "FROM __org) AS __orgs FROM __r r) __r")
+            body = (f"SELECT {select} FROM {from_} LEFT JOIN __practices __pr ON __pr.practice "
+                    f"= {_patient_practice()} WHERE {live} AND ({o.where})")
+        else:
+            body = f"SELECT {select} FROM __r WHERE {live} AND ({o.where})"
+        con.execute(f"COPY ({body}) TO {_q(str(target))} (FORMAT parquet, COMPRESSION zstd)")
+        n = int(con.execute(f"SELECT count(DISTINCT fhir_source) FROM "
+                            f"read_parquet({_q(str(target))})").fetchall()[0][0])
+        stats["tables"][o.table] = stats["tables"].get(o.table, 0) + n
+        stats["rows"] += n
+    con.execute("DROP TABLE __r")
+
+
+def _patient_practice() -> str:
+    return (f"coalesce(list_filter(coalesce(generalPractitioner, []), "
+            f"lambda g: g.identifier.system = {_q(v.ODS_ORGANISATION)} "
+            "AND g.identifier.value IS NOT NULL)[1].identifier.value, "
+            "list_filter(list_transform(coalesce(generalPractitioner, []), "
+            "lambda g: __orgs[g.reference]), lambda o: o IS NOT NULL)[1])")
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".ndjson.gz", ".ndjson"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _organisations(con: duckdb.DuckDBPyConnection, paths: Sequence[Path],
+                   result: BulkRead) -> None:
+    """``__org`` (ref ``Organization/<id>``, ods): for generalPractitioner references."""
+    con.execute("CREATE OR REPLACE TEMP TABLE __org (ref VARCHAR, ods VARCHAR)")
+    for path in paths:
+        _scan(con, "Organization", path)
+        con.execute(f"""
+            INSERT INTO __org
+            SELECT 'Organization/' || id, list_filter(coalesce(identifier, []),
+                   lambda i: i.system = {_q(v.ODS_ORGANISATION)})[1].value
+            FROM __r WHERE NOT __wrong_type AND id IS NOT NULL""")
+        n = int(con.execute("SELECT count(*) FROM __r").fetchall()[0][0])
+        result.files[path.name] = {"resource_type": "Organization", "lines": n, "rows": 0,
+                                   "tables": {}, "skipped": {},
+                                   "ignored": {"Organization (read for practice codes)": n},
+                                   "other_codings_ignored": 0}
+        con.execute("DROP TABLE __r")
+
+
+def _practices(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
+    """``__practices`` (practice, neighbourhood, gp_system) from the practices CSV, if any."""
+    if path is None:
+        con.execute("CREATE OR REPLACE TEMP TABLE __practices (practice VARCHAR, "
+                    "neighbourhood VARCHAR, gp_system VARCHAR)")
+        return
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE __practices AS
+            SELECT practice, neighbourhood, gp_system
+            FROM read_csv({_q(str(path))}, all_varchar=true, header=true)""")
+        dup = con.execute("SELECT practice FROM __practices GROUP BY practice "
+                          "HAVING count(*) > 1 LIMIT 1").fetchall()
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise PopulationInputError(f"{path}: cannot read the practices file (expected columns "
+                                   f"practice, neighbourhood, gp_system): {first}") from None
+    if dup:
+        raise PopulationInputError(f"{path}: practice {dup[0][0]!r} is listed more than once")
+
+
+def _empty_events(path: Path) -> None:
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"""COPY (SELECT CAST(NULL AS VARCHAR) AS patient_id,
+            CAST(NULL AS VARCHAR) AS date, CAST(NULL AS VARCHAR) AS snomedct_code,
+            CAST(NULL AS DOUBLE) AS numeric_value, CAST(NULL AS VARCHAR) AS unit,
+            CAST(NULL AS BOOLEAN) AS is_problem, CAST(NULL AS VARCHAR) AS fhir_source
+            WHERE FALSE) TO {_q(str(path))} (FORMAT parquet)""")
+    finally:
+        con.close()
+
+
+def counts(read: BulkRead) -> Mapping[str, int]:
+    """Lines per outcome over every file (rows, skipped, ignored), for a one-line summary."""
+    files = read.files.values()
+    return {"lines": sum(f["lines"] for f in files), "rows": sum(f["rows"] for f in files),
+            "skipped": sum(sum(f["skipped"].values()) for f in files),
+            "ignored": sum(sum(f["ignored"].values()) for f in files)}
+
+
+def read_fhir_for_population(export_dir: Path, out_dir: Path, practices: Path | None,
+                             progress: Callable[[str, float], None], threads: int | None,
+                             quiet: bool) -> Path:
+    """For ``int-rules population --fhir``: map the export into ``<out>/fhir_tables`` and
+    write ``<out>/fhir_summary.json``; returns the tables directory to run on."""
+    import json
+
+    progress("reading the FHIR export", 0.0)
+    read = read_bulk_export(export_dir, Path(out_dir) / "fhir_tables", practices,
+                            lambda m: progress(m, 0.05), threads)
+    summary = read.to_dict()
+    (Path(out_dir) / "fhir_summary.json").write_text(json.dumps(summary, indent=2) + "\n",
+                                                      encoding="utf-8")
+    if not quiet:
+        c = counts(read)
+        print(f"FHIR export: {c['lines']:,} resources read: {c['rows']:,} mapped to tables, "
+              f"{c['skipped']:,} skipped (entered in error, cancelled, ...), {c['ignored']:,} "
+              f"not mapped (no SNOMED CT coding, not an admission, ...); see "
+              f"{Path(out_dir) / 'fhir_summary.json'}")
+    return read.tables_dir
