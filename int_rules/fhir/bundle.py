@@ -82,6 +82,9 @@ def is_fhir(data: object) -> bool:
 # -- small readers over plain JSON ------------------------------------------------------------
 
 
+_STEP = re.compile(r"\[\d+\]|[^.\[\]]+")
+
+
 @dataclass
 class _Res:
     """One resource being read: its label (``Condition/abc``) for every message."""
@@ -95,10 +98,14 @@ class _Res:
     def get(self, path: str, expect: type | tuple[type, ...]) -> JSON:
         """The value at a dotted path of plain keys (None when absent), type-checked."""
         node: JSON = self.data
-        for key in path.split("."):
-            if not isinstance(node, dict):
+        for key in _STEP.findall(path):
+            if key.startswith("["):
+                index = int(key[1:-1])
+                node = node[index] if isinstance(node, list) and index < len(node) else None
+            elif isinstance(node, dict):
+                node = node.get(key)
+            else:
                 return None
-            node = node.get(key)
         if node is not None and not isinstance(node, expect):
             raise self.bad(path, f"expected {_kind(expect)}, got {_json_kind(node)}")
         return node
@@ -527,18 +534,21 @@ def _patient_fields(patient: _Res, reader: _Reader, neighbourhood: str | None,
     elif patient.get("deceasedBoolean", bool):
         raise patient.bad("deceasedBoolean", "true without a date: give deceasedDateTime "
                           "(the rules need the date of death)")
-    for path, _ in patient.items("generalPractitioner"):
+    # The first generalPractitioner with an ODS identifier; else the first that references an
+    # Organization (in the Bundle) with one. Practitioners are not practices.
+    practices = patient.items("generalPractitioner")
+    for path, gp in practices:
         code = _ods_code(patient, path)
-        ref = patient.get("generalPractitioner", list)
-        if code is None:
-            index = int(path[path.index("[") + 1:-1])
-            target = ref[index].get("reference")
-            if isinstance(target, str) and target in reader.organisations:
-                code = reader.organisations[target][1]
         if code:
-            data["practice"] = code
-            paths["practice"] = path
+            data["practice"], paths["practice"] = code, f"{path}.identifier.value"
             break
+    else:
+        for path, gp in practices:
+            target = gp.get("reference")
+            if isinstance(target, str) and reader.organisations.get(target, ("", None))[1]:
+                data["practice"] = reader.organisations[target][1]
+                paths["practice"] = f"{path}.reference"
+                break
     if neighbourhood is not None:
         data["neighbourhood"] = neighbourhood
     if gp_system is not None:
