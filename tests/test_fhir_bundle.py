@@ -183,3 +183,20 @@ def test_cli_exits_2_with_the_resource_path(tmp_path: Path,
     err = capsys.readouterr().err
     assert "Condition/abc: code.coding[0].code: '12345' is not a valid SNOMED CT" in err
     assert "Traceback" not in err
+
+
+def test_docs_fhir_examples_run(capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import doctest
+    import re
+
+    page = REPO / "docs" / "fhir.md"
+    monkeypatch.chdir(REPO)
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    plain = [b for b in blocks if not b.lstrip().startswith(">>>")]
+    assert plain
+    for block in plain:
+        exec(compile(block, str(page), "exec"), {})
+    assert capsys.readouterr().out.startswith("EX-001 E82001 13 ")
+    result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -153,74 +153,78 @@ def _emergency_method(ext: str) -> str:
 
 @dataclass(frozen=True)
 class _Output:
-    """One table a resource type feeds: its select (over ``__r``) and the rows it takes."""
+    """One table a resource type feeds: the resources it takes, and its columns (name, SQL
+    over the resource's elements)."""
 
     table: str
     where: str
-    select: str
+    columns: tuple[tuple[str, str], ...]
+
+
+_NO_TEXT = "CAST(NULL AS VARCHAR)"
+_NO_NUMBER = "CAST(NULL AS DOUBLE)"
 
 
 def _outputs(rtype: str) -> tuple[_Output, ...]:
-    src = "fhir_source"
+    subject = ("patient_id", _patient_ref())
     if rtype == "Patient":
-        return (_Output("patients", "TRUE", f"""
-            id AS patient_id, birthDate AS date_of_birth, gender AS sex,
-            {_patient_practice()} AS practice,
-            CAST(NULL AS VARCHAR) AS neighbourhood, CAST(NULL AS VARCHAR) AS gp_system,
-            CASE WHEN deceasedDateTime IS NOT NULL THEN {_date('deceasedDateTime')}
-                 WHEN deceasedBoolean THEN 'deceasedBoolean true without a date' END
-                 AS date_of_death, {src}"""),)
+        died = (f"CASE WHEN deceasedDateTime IS NOT NULL THEN {_date('deceasedDateTime')} "
+                "WHEN deceasedBoolean THEN 'deceasedBoolean true without a date' END")
+        return (_Output("patients", "TRUE", (
+            ("patient_id", "id"), ("date_of_birth", "birthDate"), ("sex", "gender"),
+            ("practice", _patient_practice()), ("date_of_death", died))),)
     if rtype == "Condition":
         problem = _has("category", v.CONDITION_CATEGORY, (v.PROBLEM_LIST_ITEM,))
         when = "coalesce(onsetDateTime, onsetPeriod.start, recordedDate)"
-        return (_Output("clinical_events", f"len({_SNOMED_CODES}) > 0", f"""
-            {_patient_ref()} AS patient_id, {_date(when)} AS date,
-            {_SNOMED_CODE} AS snomedct_code, CAST(NULL AS DOUBLE) AS numeric_value,
-            CAST(NULL AS VARCHAR) AS unit, {problem} AS is_problem, {src}"""),)
+        return (_Output("clinical_events", f"len({_SNOMED_CODES}) > 0", (
+            subject, ("date", _date(when)), ("snomedct_code", _SNOMED_CODE),
+            ("numeric_value", _NO_NUMBER), ("unit", _NO_TEXT), ("is_problem", problem))),)
     if rtype == "Observation":
         when = "coalesce(effectiveDateTime, effectivePeriod.start, effectiveInstant, issued)"
         alert = _has("interpretation", None, v.ALERT_INTERPRETATIONS)
+        unit = ("CASE WHEN valueQuantity IS NOT NULL "
+                "THEN coalesce(valueQuantity.unit, valueQuantity.code) END")
         return (
-            _Output("clinical_events", f"NOT {_vital()} AND len({_SNOMED_CODES}) > 0", f"""
-                {_patient_ref()} AS patient_id, {_date(when)} AS date,
-                {_SNOMED_CODE} AS snomedct_code,
-                coalesce(valueQuantity.value, CAST(valueInteger AS DOUBLE)) AS numeric_value,
-                CASE WHEN valueQuantity IS NOT NULL
-                     THEN coalesce(valueQuantity.unit, valueQuantity.code) END AS unit,
-                FALSE AS is_problem, {src}"""),
-            _Output("monitoring", _vital(), f"""
-                {_patient_ref()} AS patient_id, {_date(when)} AS date,
-                CASE WHEN {alert} THEN 'alert' ELSE 'reading' END AS kind,
-                {_MEASURE} AS measure, valueQuantity.value AS value, {src}"""),
+            _Output("clinical_events", f"NOT {_vital()} AND len({_SNOMED_CODES}) > 0", (
+                subject, ("date", _date(when)), ("snomedct_code", _SNOMED_CODE),
+                ("numeric_value", "coalesce(valueQuantity.value, CAST(valueInteger AS DOUBLE))"),
+                ("unit", unit), ("is_problem", "FALSE"))),
+            _Output("monitoring", _vital(), (
+                subject, ("date", _date(when)),
+                ("kind", f"CASE WHEN {alert} THEN 'alert' ELSE 'reading' END"),
+                ("measure", _MEASURE), ("value", "valueQuantity.value"))),
         )
     if rtype == "Flag":
-        return (_Output("monitoring", "TRUE", f"""
-            {_patient_ref()} AS patient_id, {_date('period.start')} AS date, 'alert' AS kind,
-            {_MEASURE} AS measure, CAST(NULL AS DOUBLE) AS value, {src}"""),)
+        return (_Output("monitoring", "TRUE", (
+            subject, ("date", _date("period.start")), ("kind", "'alert'"),
+            ("measure", _MEASURE), ("value", _NO_NUMBER))),)
     if rtype == "Encounter":
         classes = ", ".join(_q(c) for c in sorted(v.ADMITTED_CLASSES))
-        return (_Output("admissions", f"coalesce(class.code IN ({classes}), FALSE)", f"""
-            {_patient_ref()} AS patient_id, {_date('period.start')} AS admission_date,
-            {_date('period."end"')} AS discharge_date,
-            (class.code = {_q(v.EMERGENCY_CLASS)}
-             OR {_emergency_method('hospitalization.extension')}
-             OR {_emergency_method('extension')}) AS emergency, {src}"""),)
+        emergency = (f"(class.code = {_q(v.EMERGENCY_CLASS)} "
+                     f"OR {_emergency_method('hospitalization.extension')} "
+                     f"OR {_emergency_method('extension')})")
+        return (_Output("admissions", f"coalesce(class.code IN ({classes}), FALSE)", (
+            subject, ("admission_date", _date("period.start")),
+            ("discharge_date", _date('period."end"')), ("emergency", emergency))),)
     if rtype == "RiskAssessment":
         source = ("coalesce(nullif(method.text, ''), list_filter(list_transform("
                   "coalesce(method.coding, []), "
                   "lambda c: coalesce(nullif(c.display, ''), c.code)), "
                   "lambda x: x IS NOT NULL AND x <> '')[1], performer.display)")
         # One row per prediction with a probability; none: one row without a score (rejected).
+        # The list is unnested when the rows are written (see _SCORES).
         preds = ("CASE WHEN len(list_filter(coalesce(prediction, []), "
                  "lambda p: p.probabilityDecimal IS NOT NULL)) = 0 THEN [CAST(NULL AS DOUBLE)] "
                  "ELSE list_transform(list_filter("
                  "prediction, lambda p: p.probabilityDecimal IS NOT NULL), "
                  "lambda p: p.probabilityDecimal) END")
         when = "coalesce(occurrenceDateTime, occurrencePeriod.start)"
-        return (_Output("risk_scores", "TRUE", f"""
-            {_patient_ref()} AS patient_id, {_date(when)} AS date, unnest({preds}) AS score,
-            {source} AS source, {src}"""),)
+        return (_Output("risk_scores", "TRUE", (
+            subject, ("date", _date(when)), (_SCORES, preds), ("source", source))),)
     return ()
+
+
+_SCORES = "score"  # RiskAssessment's list of probabilities, one row each
 
 
 def _ignored_reason(rtype: str) -> str:
@@ -327,77 +331,89 @@ def read_bulk_export(export_dir: str | Path, tables_dir: str | Path,
     return result
 
 
-def _scan(con: duckdb.DuckDBPyConnection, rtype: str, path: Path) -> None:
+def _read_json(path: Path, rtype: str) -> str:
     cols = {"resourceType": "VARCHAR", "id": "VARCHAR", **_COLUMNS[rtype]}
     spec = "{" + ", ".join(f"{_q(k)}: {_q(t)}" for k, t in cols.items()) + "}"
+    return (f"read_json({_q(str(path))}, format='newline_delimited', columns={spec}, "
+            "maximum_object_size=67108864)")
+
+
+def _run(con: duckdb.DuckDBPyConnection, path: Path, sql: str) -> None:
     try:
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE __raw AS
-            SELECT * FROM read_json({_q(str(path))}, format='newline_delimited',
-                                    columns={spec}, maximum_object_size=67108864)""")
+        con.execute(sql)
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PopulationInputError(f"{path.name}: cannot read the file as FHIR NDJSON: "
                                    f"{first}") from None
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE __r AS
-        SELECT *, {_q(path.name)} || ' line ' || (rowid + 1) || ', ' ||
-                  coalesce(resourceType, '(no resourceType)') || '/' || coalesce(id, '(no id)')
-                  AS fhir_source,
-               (coalesce(resourceType, '') <> {_q(rtype)}) AS __wrong_type
-        FROM __raw""")
-    con.execute("DROP TABLE __raw")
 
 
 def _read_file(con: duckdb.DuckDBPyConnection, rtype: str, path: Path, out: Path,
                result: BulkRead) -> None:
-    _scan(con, rtype, path)
+    """One pass over the file into ``__m``: per line, whether it is skipped or ignored (and
+    why), which output takes it, and each output's columns, flat; then one query for the
+    counts and one ``COPY`` per output. A line's number is its row's place in ``__m``
+    (insertion order is kept)."""
+    outputs = _outputs(rtype)
+    skipped = _skipped(rtype)
+    dest = " ".join(f"WHEN {o.where} THEN {i}" for i, o in enumerate(outputs))
+    cols = [f"({expr}) AS \"{i}_{name}\"" for i, o in enumerate(outputs)
+            for name, expr in o.columns]
+    other = _OTHER_CODINGS if rtype in ("Condition", "Observation") else "0"
+    source = _read_json(path, rtype)
+    if rtype == "Patient":
+        source = (f"(SELECT *, (SELECT map_from_entries(list({{'k': ref, 'v': ods}})) "
+                  f"FROM __org) AS __orgs FROM {source})")
+    _run(con, path, f"""
+        CREATE OR REPLACE TEMP TABLE __m AS
+        SELECT resourceType AS __type, id AS __id,
+               (coalesce(resourceType, '') <> {_q(rtype)}) AS __wrong,
+               {skipped} AS __skipped,
+               CASE WHEN {skipped} THEN {_skipped_reason(rtype) if skipped != "FALSE"
+                                         else "NULL"} END AS __skip_reason,
+               CASE {dest or "WHEN FALSE THEN 0"} END AS __dest,
+               {_ignored_reason(rtype)} AS __ignored, {other} AS __other,
+               {", ".join(cols) if cols else "NULL AS __none"}
+        FROM {source}""")
     stats: dict[str, Any] = {"resource_type": rtype, "lines": 0, "rows": 0, "tables": {},
                              "skipped": {}, "ignored": {}, "other_codings_ignored": 0}
     result.files[path.name] = stats
-    stats["lines"] = int(con.execute("SELECT count(*) FROM __r").fetchall()[0][0])
-    wrong = int(con.execute("SELECT count(*) FROM __r WHERE __wrong_type").fetchall()[0][0])
-    if wrong:
-        stats["ignored"][f"resourceType is not {rtype} (ignored)"] = wrong
-    skipped = _skipped(rtype)
-    if skipped != "FALSE":
-        for reason, n in con.execute(f"""
-                SELECT {_skipped_reason(rtype)}, count(*) FROM __r
-                WHERE NOT __wrong_type AND {skipped} GROUP BY ALL ORDER BY 1""").fetchall():
-            stats["skipped"][str(reason)] = int(n)
-    live = f"NOT __wrong_type AND NOT {skipped}"
-    outputs = _outputs(rtype)
-    if rtype in ("Condition", "Observation"):
-        n_other = con.execute(f"SELECT coalesce(sum({_OTHER_CODINGS}), 0) FROM __r "
-                              f"WHERE {live}").fetchall()[0][0]
-        stats["other_codings_ignored"] = int(n_other or 0)
-    mapped = " OR ".join(f"({o.where})" for o in outputs) or "FALSE"
-    for reason, n in con.execute(f"""
-            SELECT {_ignored_reason(rtype)}, count(*) FROM __r
-            WHERE {live} AND NOT ({mapped})
-            GROUP BY ALL HAVING count(*) > 0 ORDER BY 1""").fetchall():
-        stats["ignored"][str(reason)] = int(n)
-    for o in outputs:
+    for wrong, skip, skip_reason, d, ignored, n, n_other in con.execute("""
+            SELECT __wrong, __skipped, __skip_reason, __dest, __ignored, count(*),
+                   sum(__other) FROM __m GROUP BY ALL ORDER BY ALL""").fetchall():
+        n = int(n)
+        stats["lines"] += n
+        if wrong:
+            key = f"resourceType is not {rtype} (ignored)"
+            stats["ignored"][key] = stats["ignored"].get(key, 0) + n
+        elif skip:
+            stats["skipped"][str(skip_reason)] = stats["skipped"].get(str(skip_reason), 0) + n
+        elif d is None:
+            stats["ignored"][str(ignored)] = stats["ignored"].get(str(ignored), 0) + n
+            stats["other_codings_ignored"] += int(n_other or 0)
+        else:
+            table = outputs[int(d)].table
+            stats["tables"][table] = stats["tables"].get(table, 0) + n
+            stats["rows"] += n
+            stats["other_codings_ignored"] += int(n_other or 0)
+    trace = (f"{_q(path.name)} || ' line ' || (__m.rowid + 1) || ', ' || "
+             "coalesce(__type, '(no resourceType)') || '/' || coalesce(__id, '(no id)')")
+    for i, o in enumerate(outputs):
         folder = out / o.table
         folder.mkdir(exist_ok=True)
         target = folder / f"{_stem(path)}.parquet"
-        select = o.select
+        names = [f"unnest(\"{i}_{name}\") AS {name}" if name == _SCORES and
+                 rtype == "RiskAssessment" else f"\"{i}_{name}\" AS {name}"
+                 for name, _ in o.columns]
+        join, order = "", ""
         if rtype == "Patient":
-            select = select.replace("CAST(NULL AS VARCHAR) AS neighbourhood, "
-                                    "CAST(NULL AS VARCHAR) AS gp_system",
-                                    "__pr.neighbourhood, __pr.gp_system")
-            from_ = ("(SELECT r.*, (SELECT map_from_entries(list({'k': ref, 'v': ods})) "
-                     "FROM __org) AS __orgs FROM __r r) __r")
-            body = (f"SELECT {select} FROM {from_} LEFT JOIN __practices __pr ON __pr.practice "
-                    f"= {_patient_practice()} WHERE {live} AND ({o.where})")
-        else:
-            body = f"SELECT {select} FROM __r WHERE {live} AND ({o.where})"
-        con.execute(f"COPY ({body}) TO {_q(str(target))} (FORMAT parquet, COMPRESSION zstd)")
-        n = int(con.execute(f"SELECT count(DISTINCT fhir_source) FROM "
-                            f"read_parquet({_q(str(target))})").fetchall()[0][0])
-        stats["tables"][o.table] = stats["tables"].get(o.table, 0) + n
-        stats["rows"] += n
-    con.execute("DROP TABLE __r")
+            names += ["__pr.neighbourhood", "__pr.gp_system"]
+            join = f"LEFT JOIN __practices __pr ON __pr.practice = __m.\"{i}_practice\""
+            order = "ORDER BY __m.rowid"
+        _run(con, path, f"""
+            COPY (SELECT {", ".join(names)}, {trace} AS fhir_source FROM __m {join}
+                  WHERE NOT __wrong AND NOT __skipped AND __dest = {i} {order})
+            TO {_q(str(target))} (FORMAT parquet, COMPRESSION snappy)""")
+    con.execute("DROP TABLE __m")
 
 
 def _patient_practice() -> str:
@@ -421,18 +437,19 @@ def _organisations(con: duckdb.DuckDBPyConnection, paths: Sequence[Path],
     """``__org`` (ref ``Organization/<id>``, ods): for generalPractitioner references."""
     con.execute("CREATE OR REPLACE TEMP TABLE __org (ref VARCHAR, ods VARCHAR)")
     for path in paths:
-        _scan(con, "Organization", path)
-        con.execute(f"""
-            INSERT INTO __org
-            SELECT 'Organization/' || id, list_filter(coalesce(identifier, []),
-                   lambda i: i.system = {_q(v.ODS_ORGANISATION)})[1].value
-            FROM __r WHERE NOT __wrong_type AND id IS NOT NULL""")
-        n = int(con.execute("SELECT count(*) FROM __r").fetchall()[0][0])
+        _run(con, path, f"""
+            CREATE OR REPLACE TEMP TABLE __m AS
+            SELECT resourceType, id, list_filter(coalesce(identifier, []),
+                   lambda i: i.system = {_q(v.ODS_ORGANISATION)})[1].value AS ods
+            FROM {_read_json(path, "Organization")}""")
+        con.execute("INSERT INTO __org SELECT 'Organization/' || id, ods FROM __m "
+                    "WHERE resourceType = 'Organization' AND id IS NOT NULL")
+        n = int(con.execute("SELECT count(*) FROM __m").fetchall()[0][0])
+        con.execute("DROP TABLE __m")
         result.files[path.name] = {"resource_type": "Organization", "lines": n, "rows": 0,
                                    "tables": {}, "skipped": {},
                                    "ignored": {"Organization (read for practice codes)": n},
                                    "other_codings_ignored": 0}
-        con.execute("DROP TABLE __r")
 
 
 def _practices(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:

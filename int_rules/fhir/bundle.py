@@ -537,7 +537,7 @@ def _patient_fields(patient: _Res, reader: _Reader, neighbourhood: str | None,
     # The first generalPractitioner with an ODS identifier; else the first that references an
     # Organization (in the Bundle) with one. Practitioners are not practices.
     practices = patient.items("generalPractitioner")
-    for path, gp in practices:
+    for path, _gp in practices:
         code = _ods_code(patient, path)
         if code:
             data["practice"], paths["practice"] = code, f"{path}.identifier.value"
