@@ -56,11 +56,11 @@ def _cmd_assess(args: argparse.Namespace) -> int:
 
 
 def _cmd_may_record(args: argparse.Namespace) -> int:
-    from .record import PatientRecord
+    from .fhir.cli import read_record_file
     from .rulebook import load
 
     book = load(args.rules, args.params)
-    record = PatientRecord.from_json_file(args.record)
+    record = read_record_file(args.record)
     if args.code:
         decisions = [book.may_record(record, args.code, args.on)]
     else:
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("may-record", help="may a pathway code be recorded now? (or list those "
                                           "that may)")
-    p.add_argument("record", type=Path, help="a patient record JSON file")
+    p.add_argument("record", type=Path, help="a patient record JSON file, or a FHIR Bundle")
     p.add_argument("--on", type=_date, required=True, metavar="YYYY-MM-DD")
     p.add_argument("--code", help="the SNOMED CT code to check; omit to list every code that "
                                   "may be recorded next")

@@ -67,8 +67,9 @@ def test_the_rich_example_counts_what_it_left_out() -> None:
     assert read.record.practice == "E82001"  # through the referenced Organization
 
 
-def test_mapping_of_each_resource_type() -> None:
-    b = bundle(
+def every_kind_bundle() -> dict[str, Any]:
+    """One resource of each kind and variant the mapping reads (also read as Bulk NDJSON)."""
+    return bundle(
         cond("c1", category=[{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
                                           "condition-category", "code": "problem-list-item"}]}],
              onsetDateTime="2025-01-02T09:00:00+01:00", recordedDate="2025-03-04"),
@@ -105,6 +106,10 @@ def test_mapping_of_each_resource_type() -> None:
                      "system": "https://fhir.nhs.uk/Id/ods-organization-code",
                      "value": "E82001"}}]},
     )
+
+
+def test_mapping_of_each_resource_type() -> None:
+    b = every_kind_bundle()
     read = read_bundle(b, gp_system="EMIS")
     r = read.record
     assert (r.patient_id, r.sex, r.practice, r.gp_system) == ("p1", "female", "E82001", "EMIS")
@@ -114,9 +119,9 @@ def test_mapping_of_each_resource_type() -> None:
         ("925861000000102", "2025-03-04", False, None, None),  # recorded when no onset
         ("763264000", "2025-09-10", False, 6.0, "score"),
     ]
-    assert [(m.kind, m.measure, m.value) for m in r.monitoring] == [
-        ("reading", "spo2", 91.0), ("alert", "Oxygen saturation", 85.0),
-        ("alert", "telehealth", None)]
+    assert [(m.kind, m.measure, m.value) for m in r.monitoring] == [  # Flag before Observation
+        ("alert", "telehealth", None), ("reading", "spo2", 91.0),
+        ("alert", "Oxygen saturation", 85.0)]
     assert [(a.admitted.isoformat(), a.emergency) for a in r.admissions] == [
         ("2026-02-01", True), ("2026-03-01", True), ("2026-04-01", False)]
     assert [(s.value, s.source) for s in r.risk_scores] == [(0.31, "DELPPHI")]

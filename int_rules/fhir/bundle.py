@@ -36,6 +36,10 @@ meant). A Condition or Observation with no SNOMED CT coding is ignored and count
 Entered-in-error resources (and refuted Conditions; cancelled Observations, Encounters and
 RiskAssessments; planned Encounters) are skipped and counted. Other resource types are ignored
 and counted. Nothing is dropped without a count in :attr:`BundleRead.ignored`.
+
+Order: resources are read type by type in name order (Condition, Encounter, Flag,
+Observation, RiskAssessment), each type in Bundle order, as the Bulk reader reads its files;
+input order matters only to break a tie between two items on the same date.
 """
 
 from __future__ import annotations
@@ -498,7 +502,9 @@ def _read(bundle: dict[str, JSON], neighbourhood: str | None,
             for ref in _refs("Organization", res.get("id", str), url):
                 organisations[ref] = (res.label, ods)
     reader = _Reader(_refs("Patient", pid, p_url), organisations)
-    for _, _, res in resources:
+    # Resource types in name order, each as given: the order a Bulk export's files are read in
+    # (which matters only where input order breaks a tie between items on one date).
+    for _, _, res in sorted(resources, key=lambda r: str(r[2].data["resourceType"])):
         rtype = res.data["resourceType"]
         handler = _HANDLERS.get(rtype)
         if handler is not None:
