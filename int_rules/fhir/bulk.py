@@ -111,8 +111,11 @@ def _patient_ref(expr: str = "subject.reference") -> str:
             f"{expr})")
 
 
-_SNOMED_CODES = (f"list_transform(list_filter(coalesce(code.coding, []), "
-                 f"lambda c: c.system = {_q(v.SNOMED)}), lambda c: c.code)")
+#: Computed once per resource, in an inner select, for Conditions and Observations: the codes
+#: of the SNOMED CT codings of ``code`` (and, for Observations, whether it is a vital sign).
+_SNOMED_LIST = (f"list_transform(list_filter(coalesce(code.coding, []), "
+                f"lambda c: c.system = {_q(v.SNOMED)}), lambda c: c.code)")
+_SNOMED_CODES = "__sct"
 _SNOMED_CODE = (f"CASE WHEN len(list_distinct({_SNOMED_CODES})) > 1 THEN "
                 f"'several SNOMED CT codes (' || array_to_string(list_sort(list_distinct("
                 f"{_SNOMED_CODES})), ', ') || '): cannot tell which is meant' "
@@ -141,7 +144,10 @@ def _skipped_reason(rtype: str) -> str:
 
 
 def _vital() -> str:
-    return _has("category", v.OBSERVATION_CATEGORY, (v.VITAL_SIGNS,))
+    return "__vital"
+
+
+_VITAL = _has("category", v.OBSERVATION_CATEGORY, (v.VITAL_SIGNS,))
 
 
 def _emergency_method(ext: str) -> str:
@@ -360,6 +366,9 @@ def _read_file(con: duckdb.DuckDBPyConnection, rtype: str, path: Path, out: Path
             for name, expr in o.columns]
     other = _OTHER_CODINGS if rtype in ("Condition", "Observation") else "0"
     source = _read_json(path, rtype)
+    if rtype in ("Condition", "Observation"):
+        vital = f", {_VITAL} AS __vital" if rtype == "Observation" else ""
+        source = f"(SELECT *, {_SNOMED_LIST} AS __sct{vital} FROM {source})"
     if rtype == "Patient":
         source = (f"(SELECT *, (SELECT map_from_entries(list({{'k': ref, 'v': ods}})) "
                   f"FROM __org) AS __orgs FROM {source})")
