@@ -161,3 +161,15 @@ def test_unreadable_export_stops_with_exit_2(tmp_path: Path,
     err = capsys.readouterr().err
     assert "Condition.ndjson: cannot read the file as FHIR NDJSON" in err and "line 1" in err
     assert "Traceback" not in err
+
+
+def test_synth_fhir_is_repeatable_and_fhir_shaped(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        write_population(tmp_path / name, 300, seed=3, fmt="fhir")  # type: ignore[arg-type]
+    for f in [*sorted((tmp_path / "a").glob("*.ndjson")), tmp_path / "a" / "practices.csv"]:
+        assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
+    for line in (tmp_path / "a" / "Observation.ndjson").read_text().splitlines()[:200]:
+        resource = json.loads(line)
+        assert resource["resourceType"] == "Observation"
+        assert None not in resource.values()  # FHIR has no nulls: absent elements are left out
+        assert resource["subject"]["reference"].startswith("Patient/")

@@ -106,6 +106,8 @@ def _cmd_population(args: argparse.Namespace) -> int:
 
     book = _load_book(args)
     data_dir = args.data_dir
+    if args.practices is not None and not args.fhir:
+        raise CliInputError("--practices is for a FHIR export: give --fhir too")
     with _progress(args.quiet, "population") as progress:
         if args.fhir:
             from ..fhir.bulk import read_fhir_for_population
