@@ -16,7 +16,7 @@ Encounter          ``admissions`` (inpatient and emergency classes)
 RiskAssessment     ``risk_scores`` (one row per prediction with a probabilityDecimal)
 =================  ==========================================================================
 
-The rows are written as Parquet under ``<out>/fhir_tables/<table>/<source file>.parquet`` and
+The rows are written as Parquet under ``<out>/fhir_tables/<table>/<NDJSON file>.parquet`` and
 read back by the population reader, so the checks, rejects and accounting are exactly those
 of CSV and Parquet extracts. A mapping problem the tables can express (two SNOMED CT codes in
 one concept, a death without a date, no date) is written as the cell it makes bad, so it is
@@ -50,10 +50,6 @@ RESOURCE_TYPES = ("Patient", "Organization", "Condition", "Observation", "Flag",
 
 def _q(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _set(values: Sequence[str] | frozenset[str]) -> str:
-    return "[" + ", ".join(_q(x) for x in sorted(values)) + "]"
 
 
 _CODING = "STRUCT(system VARCHAR, code VARCHAR, display VARCHAR)"
@@ -409,7 +405,7 @@ def _read_file(con: duckdb.DuckDBPyConnection, rtype: str, path: Path, out: Path
     for i, o in enumerate(outputs):
         folder = out / o.table
         folder.mkdir(exist_ok=True)
-        target = folder / f"{_stem(path)}.parquet"
+        target = folder / f"{path.name}.parquet"  # in the export's file order
         names = [f"unnest(\"{i}_{name}\") AS {name}" if name == _SCORES and
                  rtype == "RiskAssessment" else f"\"{i}_{name}\" AS {name}"
                  for name, _ in o.columns]
@@ -431,14 +427,6 @@ def _patient_practice() -> str:
             "AND g.identifier.value IS NOT NULL)[1].identifier.value, "
             "list_filter(list_transform(coalesce(generalPractitioner, []), "
             "lambda g: __orgs[g.reference]), lambda o: o IS NOT NULL)[1])")
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".ndjson.gz", ".ndjson"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def _organisations(con: duckdb.DuckDBPyConnection, paths: Sequence[Path],
