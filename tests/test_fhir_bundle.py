@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
 
 import int_rules
 from int_rules.cli import main
 from int_rules.errors import RecordError
 from int_rules.fhir import read_bundle
+
+from .strategies import patient_records
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples" / "fhir").glob("*.bundle.json"))
@@ -205,3 +209,74 @@ def test_docs_fhir_examples_run(capsys: pytest.CaptureFixture[str],
     assert capsys.readouterr().out.startswith("EX-001 E82001 13 ")
     result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def record_to_bundle(r: int_rules.PatientRecord) -> dict[str, Any]:
+    """A record as the UK Core Bundle a GP system would send (the test's own writer)."""
+    subject = {"reference": f"Patient/{r.patient_id}"}
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": r.patient_id, "gender": r.sex,
+                               "birthDate": (r.date_of_birth.isoformat()[:7]
+                                             if r.birth_precision == "month"
+                                             else r.date_of_birth.isoformat())}
+    if r.date_of_death:
+        patient["deceasedDateTime"] = f"{r.date_of_death.isoformat()}T08:00:00+00:00"
+    if r.practice:
+        patient["generalPractitioner"] = [{"identifier": {
+            "system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": r.practice}}]
+    out: list[dict[str, Any]] = [patient]
+    for i, e in enumerate(r.events):
+        code = {"coding": [{"system": "http://loinc.org", "code": "x"},
+                           {"system": SCT, "code": e.code}]}
+        if e.is_problem:
+            out.append(cond(f"c{i}", e.code, code=code, onsetDateTime=e.date.isoformat(),
+                            subject=subject, category=[{"coding": [{
+                                "system": "http://terminology.hl7.org/CodeSystem/"
+                                          "condition-category", "code": "problem-list-item"}]}]))
+        else:
+            extra = {"valueQuantity": {"value": e.value}} if e.value is not None else {}
+            out.append(obs(f"o{i}", e.code, code=code, subject=subject,
+                           effectiveDateTime=e.date.isoformat(), **extra))
+    for i, a in enumerate(r.admissions):
+        period = {"start": a.admitted.isoformat()}
+        if a.discharged:
+            period["end"] = a.discharged.isoformat()
+        out.append({"resourceType": "Encounter", "id": f"a{i}", "status": "finished",
+                    "class": {"code": "EMER" if a.emergency else "IMP"}, "subject": subject,
+                    "period": period})
+    for i, s in enumerate(r.risk_scores):
+        out.append({"resourceType": "RiskAssessment", "id": f"r{i}", "status": "final",
+                    "subject": subject, "occurrenceDateTime": s.date.isoformat(),
+                    "method": {"text": s.source}, "prediction": [{"probabilityDecimal": s.value}]})
+    for i, m in enumerate(r.monitoring):
+        o: dict[str, Any] = {
+            "resourceType": "Observation", "id": f"m{i}", "status": "final", "subject": subject,
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                      "observation-category", "code": "vital-signs"}]}],
+            "code": {"text": m.measure} if m.measure else {}, "effectiveDateTime":
+                m.date.isoformat()}
+        if m.value is not None:
+            o["valueQuantity"] = {"value": m.value}
+        if m.kind == "alert":
+            o["interpretation"] = [{"coding": [{"code": "AA"}]}]
+        out.append(o)
+    return {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"resource": res} for res in out]}
+
+
+@given(patient_records())
+def test_any_record_survives_a_bundle(record: int_rules.PatientRecord) -> None:
+    """Property: a record written as a Bundle reads back as itself (problems first: resource
+    types are read in name order; a problem's value has no place on a Condition; an empty
+    practice is no practice in FHIR)."""
+    events = sorted(record.events, key=lambda e: not e.is_problem)
+    expected = record.model_copy(update={"practice": record.practice or None, "events": tuple(
+        dataclasses.replace(e, value=None) if e.is_problem else e for e in events)})
+    got = read_bundle(record_to_bundle(record), neighbourhood=record.neighbourhood,
+                      gp_system=record.gp_system)
+    assert got.record == expected
+    assert got.ignored == ({"Observation.code coding in another code system (http://loinc.org)":
+                            sum(not e.is_problem for e in record.events)} if any(
+        not e.is_problem for e in record.events) else {}) | (
+        {"Condition.code coding in another code system (http://loinc.org)":
+         sum(e.is_problem for e in record.events)} if any(e.is_problem for e in record.events)
+        else {})
