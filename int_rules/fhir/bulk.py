@@ -292,7 +292,7 @@ def discover_export(export_dir: Path) -> tuple[dict[str, list[Path]], list[str]]
 def read_bulk_export(export_dir: str | Path, tables_dir: str | Path,
                      practices: str | Path | None = None,
                      progress: Callable[[str], None] | None = None,
-                     threads: int | None = None) -> BulkRead:
+                     threads: int | None = None, memory_limit: str | None = None) -> BulkRead:
     """Map a Bulk Data export into population tables (Parquet) under ``tables_dir``.
 
     ``practices`` (CSV: ``practice,neighbourhood,gp_system``) gives each practice's INT and GP
@@ -313,6 +313,8 @@ def read_bulk_export(export_dir: str | Path, tables_dir: str | Path,
     config: dict[str, Any] = {"preserve_insertion_order": True}
     if threads:
         config["threads"] = threads
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     con = duckdb.connect(":memory:", config=config)
     con.execute("SET enable_progress_bar = false")
     try:
@@ -492,14 +494,14 @@ def counts(read: BulkRead) -> Mapping[str, int]:
 
 def read_fhir_for_population(export_dir: Path, out_dir: Path, practices: Path | None,
                              progress: Callable[[str, float], None], threads: int | None,
-                             quiet: bool) -> Path:
+                             quiet: bool, memory_limit: str | None = None) -> Path:
     """For ``int-rules population --fhir``: map the export into ``<out>/fhir_tables`` and
     write ``<out>/fhir_summary.json``; returns the tables directory to run on."""
     import json
 
     progress("reading the FHIR export", 0.0)
     read = read_bulk_export(export_dir, Path(out_dir) / "fhir_tables", practices,
-                            lambda m: progress(m, 0.05), threads)
+                            lambda m: progress(m, 0.05), threads, memory_limit)
     summary = read.to_dict()
     (Path(out_dir) / "fhir_summary.json").write_text(json.dumps(summary, indent=2) + "\n",
                                                       encoding="utf-8")

@@ -110,7 +110,9 @@ class _Res:
                 node = node.get(key)
             else:
                 return None
-        if node is not None and not isinstance(node, expect):
+        numeric = expect in (int, float, _NUMBER)
+        if node is not None and (not isinstance(node, expect)
+                                 or (numeric and isinstance(node, bool))):
             raise self.bad(path, f"expected {_kind(expect)}, got {_json_kind(node)}")
         return node
 

@@ -113,7 +113,8 @@ def _cmd_population(args: argparse.Namespace) -> int:
             from ..fhir.bulk import read_fhir_for_population
 
             data_dir = read_fhir_for_population(args.data_dir, args.out, args.practices,
-                                                progress, args.threads, args.quiet)
+                                                progress, args.threads, args.quiet,
+                                                args.memory_limit)
         result = population_report(book, data_dir, args.as_of, args.out, progress=progress,
                                    with_facts=args.with_facts, threads=args.threads,
                                    memory_limit=args.memory_limit)
