@@ -360,6 +360,7 @@ def _read_file(con: duckdb.DuckDBPyConnection, rtype: str, path: Path, out: Path
     outputs = _outputs(rtype)
     skipped = _skipped(rtype)
     dest = " ".join(f"WHEN {o.where} THEN {i}" for i, o in enumerate(outputs))
+    mapped = " OR ".join(f"({o.where})" for o in outputs) or "FALSE"
     cols = [f"({expr}) AS \"{i}_{name}\"" for i, o in enumerate(outputs)
             for name, expr in o.columns]
     other = _OTHER_CODINGS if rtype in ("Condition", "Observation") else "0"
@@ -378,7 +379,8 @@ def _read_file(con: duckdb.DuckDBPyConnection, rtype: str, path: Path, out: Path
                CASE WHEN {skipped} THEN {_skipped_reason(rtype) if skipped != "FALSE"
                                          else "NULL"} END AS __skip_reason,
                CASE {dest or "WHEN FALSE THEN 0"} END AS __dest,
-               {_ignored_reason(rtype)} AS __ignored, {other} AS __other,
+               CASE WHEN NOT ({mapped}) THEN {_ignored_reason(rtype)} END AS __ignored,
+               {other} AS __other,
                {", ".join(cols) if cols else "NULL AS __none"}
         FROM {source}""")
     stats: dict[str, Any] = {"resource_type": rtype, "lines": 0, "rows": 0, "tables": {},
