@@ -53,9 +53,9 @@ def _resource(*pairs: str) -> str:
 
 
 def _copy(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> int:
-    con.execute(f"COPY ({select}) TO {_q(str(path))} (FORMAT csv, HEADER false, QUOTE '', "
-                "ESCAPE '', DELIMITER '\t')")
-    return int(con.execute(f"SELECT count(*) FROM ({select})").fetchall()[0][0])
+    written = con.execute(f"COPY ({select}) TO {_q(str(path))} (FORMAT csv, HEADER false, "
+                          "QUOTE '', ESCAPE '', DELIMITER '\t')").fetchall()
+    return int(written[0][0])  # COPY returns the number of rows it wrote
 
 
 def write_bulk_export(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
