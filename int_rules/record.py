@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -231,7 +232,8 @@ class PatientRecord(BaseModel):
             raise _prefix_file(exc, p) from None
 
     @classmethod
-    def from_fhir(cls, bundle: Any, **context: str | None) -> PatientRecord:
+    def from_fhir(cls, bundle: Mapping[str, object] | str | bytes,
+                  **context: str | None) -> PatientRecord:
         """Read one patient's FHIR R4 Bundle (UK Core; a dict or JSON text): see docs/fhir.md.
 
         ``neighbourhood=`` and ``gp_system=`` give what FHIR does not carry.

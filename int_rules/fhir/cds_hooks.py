@@ -12,7 +12,8 @@ The cards, in this order:
 
 * one per rule that fired, in rulebook order: summary the rule's title; detail what it set,
   the facts it read with their values and the coded events behind them, and the guidance
-  quote; source the guidance passage (file and section) with the rule id as its topic. A rule
+  quote; source the guidance passage (the guide's name, e.g. "Version 2 (December 2025)", and
+  section; the file is in the detail) with the rule id as its topic. A rule
   that sets an output of type ``code`` (a pathway code to record once the step is done, e.g.
   AMD-011's 836131000000104) carries a suggestion to record that SNOMED CT code, as a FHIR
   Observation to create, **only when** ``book.may_record`` allows the code as of the
@@ -31,20 +32,75 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
+from ..guidance_names import guidance_name
 from . import vocabulary as v
 
 if TYPE_CHECKING:
     from ..assessment import Assessment
 
-__all__ = ["DEFAULT_INDICATORS", "RULE_TOPIC_SYSTEM", "SUMMARY_MAX", "cds_hooks_response"]
+__all__ = ["DEFAULT_INDICATORS", "RULE_TOPIC_SYSTEM", "SUMMARY_MAX", "CdsAction", "CdsCard",
+           "CdsCoding", "CdsHooksResponse", "CdsSource", "CdsSuggestion", "cds_hooks_response"]
+
+Indicator = Literal["info", "warning", "critical"]
+
+
+class CdsCoding(TypedDict):
+    """CDS Hooks 2.0 Coding (a card source's ``topic``)."""
+
+    code: str
+    system: NotRequired[str]
+    display: NotRequired[str]
+
+
+class CdsSource(TypedDict):
+    """CDS Hooks 2.0 card ``source``: here the guidance passage, with the rule as topic."""
+
+    label: str
+    topic: NotRequired[CdsCoding]
+
+
+class CdsAction(TypedDict):
+    """CDS Hooks 2.0 Action: here always ``create`` of a FHIR Observation (``resource``)."""
+
+    type: Literal["create", "update", "delete"]
+    description: str
+    resource: dict[str, object]
+
+
+class CdsSuggestion(TypedDict):
+    """CDS Hooks 2.0 Suggestion: record a SNOMED CT code."""
+
+    label: str
+    uuid: str
+    isRecommended: bool
+    actions: list[CdsAction]
+
+
+class CdsCard(TypedDict):
+    """CDS Hooks 2.0 Card."""
+
+    uuid: str
+    summary: str
+    indicator: Indicator
+    detail: str
+    source: CdsSource
+    suggestions: NotRequired[list[CdsSuggestion]]
+    selectionBehavior: NotRequired[Literal["at-most-one", "any"]]
+
+
+class CdsHooksResponse(TypedDict):
+    """CDS Hooks 2.0 CDS Service response (cards only: no system actions here)."""
+
+    cards: list[CdsCard]
+
 
 #: CDS Hooks 2.0: the summary "SHALL be less than 140 characters".
 SUMMARY_MAX = 139
 
 #: Output names whose rules get a ``warning`` card (others ``info``).
-DEFAULT_INDICATORS: Mapping[str, str] = {"error": "warning"}
+DEFAULT_INDICATORS: Mapping[str, Indicator] = {"error": "warning"}
 
 #: The ``system`` of each card's ``source.topic`` (the code is the rule or finding id).
 RULE_TOPIC_SYSTEM = "https://int-rules.invalid/rule"
@@ -86,7 +142,7 @@ def _evidence_lines(a: Assessment, fact: str) -> list[str]:
     return lines
 
 
-def _rule_card(a: Assessment, rule: Any, indicators: Mapping[str, str]) -> dict[str, Any]:
+def _rule_card(a: Assessment, rule: Any, indicators: Mapping[str, Indicator]) -> CdsCard:
     d = rule.definition
     rs = a.book.ruleset(rule.ruleset)
     outputs = ", ".join(f"{k} = {_value(val)}" for k, val in d.then.items())
@@ -97,17 +153,19 @@ def _rule_card(a: Assessment, rule: Any, indicators: Mapping[str, str]) -> dict[
         detail.append(f"- {fact} = {_value(a.values[fact])}"
                       + (f" ({evidence})" if evidence else ""))
     c = d.cite
-    detail += ["", f"> {c.quote}", "", f"Guidance: {c.source}, \"{c.section}\"."]
-    card: dict[str, Any] = {
+    guide = guidance_name(a.book.manifest.guidance_names, c.source)
+    where = f"{guide} ({c.source})" if guide != c.source else c.source
+    detail += ["", f"> {c.quote}", "", f"Guidance: {where}, \"{c.section}\"."]
+    card: CdsCard = {
         "uuid": _uuid(a, d.id),
         "summary": _short(d.title),
         "indicator": next((indicators[k] for k in d.then if k in indicators), "info"),
         "detail": "",
-        "source": {"label": _short(f"{c.source}: {c.section}", 200),
+        "source": {"label": _short(f"HWE proactive care guide, {guide}: {c.section}", 200),
                    "topic": {"system": RULE_TOPIC_SYSTEM, "code": d.id,
                              "display": _short(d.title, 200)}},
     }
-    suggestions = []
+    suggestions: list[CdsSuggestion] = []
     for key, code in d.then.items():
         if rs.definition.outputs[key].type != "code":
             continue
@@ -125,7 +183,7 @@ def _rule_card(a: Assessment, rule: Any, indicators: Mapping[str, str]) -> dict[
     return card
 
 
-def _record_suggestion(a: Assessment, rule_id: str, code: str, term: str) -> dict[str, Any]:
+def _record_suggestion(a: Assessment, rule_id: str, code: str, term: str) -> CdsSuggestion:
     coding: dict[str, str] = {"system": v.SNOMED, "code": code}
     if term:
         coding["display"] = term
@@ -146,7 +204,7 @@ def _record_suggestion(a: Assessment, rule_id: str, code: str, term: str) -> dic
     }
 
 
-def _finding_card(a: Assessment, finding: Any) -> dict[str, Any]:
+def _finding_card(a: Assessment, finding: Any) -> CdsCard:
     p = a.book.pathway
     term = a.book.codelists.term(finding.code) or ""
     return {
@@ -162,7 +220,8 @@ def _finding_card(a: Assessment, finding: Any) -> dict[str, Any]:
 
 
 def cds_hooks_response(assessment: Assessment,
-                       indicators: Mapping[str, str] = DEFAULT_INDICATORS) -> dict[str, Any]:
+                       indicators: Mapping[str, Indicator] = DEFAULT_INDICATORS
+                       ) -> CdsHooksResponse:
     """The assessment as a CDS Hooks 2.0 response: ``{"cards": [...]}`` (JSON-ready)."""
     cards = [_rule_card(assessment, rule, indicators) for rule in assessment.fired]
     cards += [_finding_card(assessment, f) for f in assessment.pathway.findings]
