@@ -157,8 +157,80 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_worklist(args: argparse.Namespace) -> int:
+    from .worklist import (
+        WorklistError,
+        load_worklists,
+        run_metadata,
+        worklists_from_results,
+        write_worklists,
+    )
+
+    book = _load_book(args)
+    wl = load_worklists(book)
+    if wl is None:
+        raise WorklistError(f"the rulebook in {book.directory} has no worklists.yaml")
+    meta = run_metadata(args.run_dir)
+    sha = meta.get("provenance", {}).get("sha256")
+    if sha and sha != book.sha256:
+        raise WorklistError(f"{args.run_dir} was made with rulebook {sha[:12]}..., not the one "
+                            f"loaded ({book.sha256[:12]}...); pass the same --rules/--params")
+    lists = worklists_from_results(args.run_dir, wl, args.neighbourhood, args.practice,
+                                   args.list)
+    scope = "; ".join([*(f"neighbourhood {n}" for n in args.neighbourhood),
+                       *(f"practice {p}" for p in args.practice)]) or "everyone in the run"
+    about = {
+        "For": scope,
+        "As of": str(meta.get("as_of", "")),
+        "Population run": str(args.run_dir.resolve()),
+        "Rulebook": f"{book.id} {book.version} (sha256 {book.sha256})",
+        "Worklists": f"{wl.file} {wl.definition.version} ({wl.definition.status})",
+        "Order": "highest predicted risk first, then most emergency admissions, then oldest",
+        "Codes": "SNOMED CT codes are text cells: copy them as they are",
+        "Confidential": "Patient-level lists for the care team only: not for sharing beyond it",
+    }
+    if any(r.get("status") != "approved" for r in meta.get("provenance", {}).get("rulesets", [])):
+        about["Draft rules"] = ("Some rules are drafts not yet approved by clinical safety "
+                                "review: check each person clinically before acting")
+    out = args.out or args.run_dir / "worklists"
+    stem = "worklists" + "".join(f"_{_slug(x)}" for x in [*args.neighbourhood, *args.practice])
+    files = write_worklists(lists, wl, out, about, stem)
+    for lid, n in files.counts.items():
+        print(f"  {lid}: {n:,} people")
+    print(f"Worklists: {files.xlsx.resolve()} (and one CSV per list beside it)")
+    return EXIT_OK
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-").lower()
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``population``, ``synth`` and ``demo`` to the ``int-rules`` command line."""
+    """Add ``population``, ``worklist``, ``synth`` and ``demo`` to the ``int-rules`` command
+    line."""
+    p = sub.add_parser(
+        "worklist", help="worklists an INT can act on, from a population run's results",
+        description="Write the worklists of a finished population run (its results.parquet): "
+                    "one list per action (consent, CGA due, MDT due, review due, step-down to "
+                    "consider, urgent monitoring alerts, data quality to fix), as declared in "
+                    "rulesets/worklists.yaml; one row per person, ordered by predicted risk, "
+                    "then recent emergency admissions, then age, with the reason in words, the "
+                    "key dates, the code to record and its term. Writes worklists.xlsx (one "
+                    "sheet per list, codes as text, header frozen) and one CSV per list.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                   help="the --out folder of 'int-rules population'")
+    p.add_argument("--neighbourhood", action="append", default=[], metavar="NAME",
+                   help="only this neighbourhood (repeat for several)")
+    p.add_argument("--practice", action="append", default=[], metavar="CODE",
+                   help="only this practice (repeat for several)")
+    p.add_argument("--list", action="append", default=[], metavar="ID",
+                   help="only this list (repeat for several; default: every list)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="folder for the files (default RUN_DIR/worklists)")
+    _rulebook_args(p)
+    p.set_defaults(func=_cmd_worklist)
+
     p = sub.add_parser(
         "population", help="assess a whole GP extract (CSV/Parquet tables) as of a date",
         description="Assess every patient in DATA_DIR as of a date on DuckDB and write, into "

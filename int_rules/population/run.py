@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .columns import data_dictionary, write_data_dictionary
 from .dashboard import (
     DashboardTable,
     compute_dashboard,
@@ -28,6 +29,7 @@ from .engine import (
     write_outputs,
 )
 from .report import write_report
+from .worklist import load_worklists
 
 if TYPE_CHECKING:
     from ..rulebook import Rulebook
@@ -70,6 +72,7 @@ def population_report(
     say = progress or (lambda _m, _f: None)
     out = Path(out_dir)
     dashboard = load_dashboard(book, as_of)
+    worklists = load_worklists(book)
     keep: Sequence[str] = dashboard.facts if dashboard is not None else ()
     findings = ({rid: dashboard.definition.findings.severity_by_output
                  for rid in dashboard.definition.findings.rulesets}
@@ -88,7 +91,10 @@ def population_report(
 
     try:
         say("writing results", 0.85)
-        files = write_outputs(run, out, with_facts=with_facts)
+        files = write_outputs(run, out, with_facts=with_facts, worklists=worklists)
+        dictionary = data_dictionary(book, worklists)
+        files["data_dictionary_csv"] = out / "data_dictionary.csv"
+        write_data_dictionary(dictionary, files["data_dictionary_csv"])
         lap("write_results")
         table: DashboardTable | None = None
         if dashboard is not None:
