@@ -108,7 +108,8 @@ def _cmd_population(args: argparse.Namespace) -> int:
     with _progress(args.quiet, "population") as progress:
         result = population_report(book, args.data_dir, args.as_of, args.out, progress=progress,
                                    with_facts=args.with_facts, threads=args.threads,
-                                   memory_limit=args.memory_limit)
+                                   memory_limit=args.memory_limit,
+                                   suppress_small_numbers=args.suppress_small_numbers)
     _print_report(result, args.quiet)
     if args.fail_on_rejects and result.summary["rejected_rows"]:
         print(f"int-rules: {result.summary['rejected_rows']:,} rows were rejected "
@@ -254,6 +255,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="also write facts.parquet: every fact's value for every patient")
     p.add_argument("--fail-on-rejects", action="store_true",
                    help="exit with code 1 when any row was rejected (outputs are still written)")
+    p.add_argument("--suppress-small-numbers", action="store_true",
+                   help="small-number suppression of the dashboard figures, for sharing beyond "
+                        "the care team: counts of 1-7 suppressed, others rounded to the "
+                        "nearest 5 (as OpenSAFELY does); the report and dashboard.csv say so")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or file list")
     _rulebook_args(p)
     _engine_args(p)
