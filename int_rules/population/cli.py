@@ -202,6 +202,48 @@ def _cmd_worklist(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_theograph(args: argparse.Namespace) -> int:
+    from ..theograph import theograph_page
+    from .engine import records_from_tables, run_tables_only
+    from .worklist import WorklistError, run_metadata
+
+    meta = run_metadata(args.run_dir)
+    if not meta:
+        raise WorklistError(f"'{args.run_dir}' has no run_summary.json: run 'int-rules "
+                            "population' into it first")
+    book = _load_book(args)
+    data_dir = Path(meta["data_dir"])
+    as_of = dt.date.fromisoformat(meta["as_of"])
+    if not data_dir.is_dir():
+        raise WorklistError(f"the run's data folder '{data_dir}' is no longer there (the "
+                            "theograph is drawn from the input tables)")
+    with _progress(args.quiet, "theograph") as progress:
+        progress("reading the input tables", 0.1)
+        con = run_tables_only(data_dir)
+        try:
+            progress("building the records", 0.8)
+            records = records_from_tables(con, args.patient_ids)
+        finally:
+            con.close()
+    found = {r.patient_id: r for r in records}
+    missing = [p for p in args.patient_ids if p not in found]
+    if missing:
+        raise WorklistError(f"no accepted patient {', '.join(map(repr, missing))} in "
+                            f"{data_dir} (see the run's rejects.csv)")
+    out = args.out or args.run_dir / "theographs"
+    out.mkdir(parents=True, exist_ok=True)
+    note = ""
+    if (data_dir / "synth.json").is_file():
+        note = "Synthetic data (int-rules synth): not a real person."
+    for pid in args.patient_ids:
+        record = found[pid]
+        page = theograph_page(book, record, book.assess(record, as_of), note=note)
+        path = out / f"theograph_{_slug(pid)}.html"
+        path.write_text(page, encoding="utf-8")
+        print(f"Theograph: {path.resolve()}")
+    return EXIT_OK
+
+
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-").lower()
 
@@ -231,6 +273,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="folder for the files (default RUN_DIR/worklists)")
     _rulebook_args(p)
     p.set_defaults(func=_cmd_worklist)
+
+    p = sub.add_parser(
+        "theograph", help="a theograph page for people of a population run",
+        description="Write one self-contained HTML page per person (no network needed): a "
+                    "timeline of the person's pathway codes, CGA and MDT reviews, hospital "
+                    "admissions with length of stay, frailty and end-of-life codes, risk "
+                    "scores and monitoring alerts (lanes as declared in "
+                    "rulesets/theograph.yaml), and the full explanation of the assessment. "
+                    "Reads the run's input tables again (named in run_summary.json).",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                   help="the --out folder of 'int-rules population'")
+    p.add_argument("patient_ids", nargs="+", metavar="PATIENT_ID", help="one or more patients")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="folder for the pages (default RUN_DIR/theographs)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _rulebook_args(p)
+    p.set_defaults(func=_cmd_theograph)
 
     p = sub.add_parser(
         "population", help="assess a whole GP extract (CSV/Parquet tables) as of a date",

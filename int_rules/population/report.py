@@ -52,6 +52,7 @@ th{background:#eef3f8}td.l,th.l{text-align:left}tr.total td{font-weight:600;back
 .scroll{overflow-x:auto}.small{font-size:.8rem;color:#555}svg{background:#fff;max-width:100%}
 .above{color:#b35c00}.below{color:#005eb8}.within,.about{color:#2e7d32}
 code{background:#f0f0f0;padding:0 .2rem}code.hash{font-size:.72rem;word-break:break-all}
+.headline{font-size:1.05rem}
 .synthetic{background:#e8f1fb;border-left:6px solid #005eb8;padding:.6rem .9rem;margin:1rem 0}
 @media (max-width:600px){main{padding:.6rem}table{font-size:.75rem}h1{font-size:1.3rem}}
 """
@@ -98,7 +99,7 @@ def bar_chart_svg(labels: Sequence[str], values: Sequence[float | None], *,
     ``viewBox`` and scales to the width of its container (down to a phone's)."""
     palette = ["#005eb8", "#41b6e6", "#768692", "#ffb81c", "#ed8b00", "#78be20", "#7c2855",
                "#330072", "#00a499", "#8a1538"]
-    label_w, bar_w, row_h = 230, 520, 18
+    label_w, bar_w, row_h = 250, 500, 18
     total_w = label_w + bar_w + 90
     legend: list[tuple[str, str]] = []
     if stacks:
@@ -261,22 +262,36 @@ def _summary_section(table: DashboardTable, scale: SyntheticScale | None) -> str
     ident = next((m for m in d.available if m.id == "identified_share"), None)
     rows = [r for r in table.rows if r["neighbourhood"] != ALL_NEIGHBOURHOODS]
     out = ['<h2 id="summary">Summary by neighbourhood</h2>']
+    sample = scale is not None and not scale.is_full_scale
+
+    def full_scale_status(r: Mapping[str, Any]) -> str:
+        n = _number(r.get("caseload"))
+        if caseload is None or scale is None or n is None:
+            return ""
+        return table.status(caseload, n * scale.factor)
+
     if caseload is not None and caseload.expect is not None:
         tally: dict[str, int] = {}
         for r in rows:
-            st = r.get("caseload_vs_guidance") or "not available"
+            st = (full_scale_status(r) if sample else r.get("caseload_vs_guidance")) or \
+                "not available"
             tally[st] = tally.get(st, 0) + 1
         text = ", ".join(f"<b>{n}</b> {_e(st)}" for st, n in sorted(tally.items()))
-        out.append(f"<p>Caseload against the guide's {_e(describe_expect(caseload))} per "
-                   f"neighbourhood: {text} (of {len(rows)} neighbourhoods).</p>")
+        at = " (this sample scaled to the full synthetic ICS)" if sample else ""
+        out.append(f'<p class="headline">Caseload against the guide\u2019s '
+                   f"{_e(describe_expect(caseload))} per neighbourhood{at}: {text} "
+                   f"(of {len(rows)} neighbourhoods).</p>")
     headers = ["Neighbourhood", "Registered 65+", "Guide: 65+", "Identified",
                "Identified share", "Guide: identified share", "Caseload",
                "Caseload vs guidance"]
     tips = ["neighbourhood", "registered_65_plus", "guide_registered_65_plus", "identified",
             "identified_share", "guide_identified_share", "caseload", "caseload_vs_guidance"]
-    if scale is not None and not scale.is_full_scale:
-        headers.append(f"Caseload at full scale (×{scale.factor:,.1f})")
-        tips.append("caseload × full-scale size / sample size")
+    if sample:
+        assert scale is not None
+        headers += [f"Caseload at full scale (\u00d7{scale.factor:,.1f})",
+                    "At full scale vs guidance"]
+        tips += ["caseload \u00d7 full-scale size / sample size",
+                 "the full-scale caseload against the guide's range"]
     body = []
     for r in rows:
         st = r.get("caseload_vs_guidance") or ""
@@ -286,9 +301,13 @@ def _summary_section(table: DashboardTable, scale: SyntheticScale | None) -> str
                  _e(_fmt(r.get("guide_identified_share"), share=True)),
                  _e(_fmt(r.get("caseload"))),
                  f'<span class="{_e(st.split()[0]) if st else ""}">{_e(st or "–")}</span>']
-        if scale is not None and not scale.is_full_scale:
+        if sample:
+            assert scale is not None
             n = _number(r.get("caseload"))
+            fs = full_scale_status(r)
             cells.append(_e(_fmt(round(n * scale.factor)) if n is not None else "–"))
+            cells.append(f'<span class="{_e(fs.split()[0]) if fs else ""}">{_e(fs or "–")}'
+                         "</span>")
         body.append(cells)
     out.append(_table(headers, body, titles=tips))
     if ident is not None:
