@@ -151,6 +151,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"Synthetic extract ({args.patients:,} patients, as of "
               f"{DEFAULT_AS_OF.isoformat()}): {data.resolve()}")
+        print(_scale_note(result, args.patients))
     _print_report(result, args.quiet)
     if not args.quiet:
         print("Open the report in a browser (it works offline). To run your own extract: "
@@ -246,6 +247,34 @@ def _cmd_theograph(args: argparse.Namespace) -> int:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-").lower()
+
+
+def _scale_note(result: Any, patients: int) -> str:
+    """What scale a synthetic run is, and its caseloads scaled to the full synthetic ICS."""
+    import csv
+
+    from ..synth import full_scale_patients
+
+    full = full_scale_patients()
+    if patients >= full:
+        head = f"Scale: the full synthetic ICS ({patients:,} people)."
+        factor = 1.0
+    else:
+        factor = full / patients
+        head = (f"Scale: a {patients:,}-person sample of the {full:,}-person synthetic ICS "
+                f"(1 in {factor:,.1f}).")
+    path = result.files.get("dashboard_csv")
+    if path is None:
+        return head
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["neighbourhood"] != "All neighbourhoods"]
+    loads = sorted(round(int(r["caseload"]) * factor) for r in rows
+                   if r.get("caseload", "").isdigit())
+    if not loads:
+        return head
+    what = "Caseload per neighbourhood" + (" at full scale" if factor != 1.0 else "")
+    return (f"{head} {what}: {loads[0]:,} to {loads[-1]:,} (the report's summary sets each "
+            "against the guide's range).")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
