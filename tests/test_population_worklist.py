@@ -257,7 +257,7 @@ def test_full_scale_synth_gives_each_neighbourhood_the_guides_over_65s() -> None
 
 def test_a_sample_has_an_identified_share_of_the_order_the_searches_found(run: Path) -> None:
     with (run / "dashboard.csv").open(newline="") as fh:
-        total = [r for r in csv.DictReader(fh) if r["neighbourhood"] == "All neighbourhoods"][0]
+        total = next(r for r in csv.DictReader(fh) if r["neighbourhood"] == "All neighbourhoods")
     share = float(total["identified_share"])
     guide = float(total["guide_identified_share"])
     assert 0.6 * guide <= share <= 1.6 * guide, (share, guide)
