@@ -559,12 +559,23 @@ def write_population(
     book: Rulebook | None = None,
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
+    on_step: Callable[[str, float], None] | None = None,
 ) -> SynthSummary:
     """Write a synthetic population's tables (``<table>.csv`` or ``.parquet``) to ``out_dir``.
 
-    Also writes ``synth.json`` (size, seed, date and row counts) beside them.
+    Also writes ``synth.json`` (size, seed, date and row counts) beside them. ``progress`` is
+    told each step; ``on_step`` also the share of the steps done (0 to 1).
     """
-    say = progress or (lambda _m: None)
+    steps = 1 + len(_OUTPUTS)
+    done = 0
+
+    def say(message: str) -> None:
+        nonlocal done
+        if progress is not None:
+            progress(message)
+        if on_step is not None:
+            on_step(message, done / steps)
+        done += 1
     out = Path(out_dir)
     if fmt not in ("csv", "parquet"):
         raise SynthError(f"format must be csv or parquet, not {fmt!r}")

@@ -53,10 +53,19 @@ def _progress(quiet: bool, what: str) -> Iterator[Callable[[str, float], None]]:
         yield lambda _m, _f: None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+    # Share done, time taken and (once the rate is known) the time left.
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
                   TextColumn("{task.fields[step]}"), console=console, transient=True) as bar:
         task = bar.add_task(what, total=1.0, step="")
 
@@ -124,8 +133,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     book = _load_book(args)
     with _progress(args.quiet, "synth") as progress:
         summary = write_population(args.out, args.patients, args.seed, args.as_of, args.format,
-                                   book, progress=lambda m: progress(m, 0.5),
-                                   threads=args.threads)
+                                   book, threads=args.threads, on_step=progress)
     rows = ", ".join(f"{name} {n:,}" for name, n in summary.rows.items())
     print(f"Wrote {summary.patients:,} synthetic patients (seed {summary.seed}, histories up to "
           f"{summary.as_of.isoformat()}) to {Path(args.out).resolve()}: {rows}.")
@@ -144,7 +152,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     with _progress(args.quiet, "demo") as progress:
         progress(f"making {args.patients:,} synthetic patients", 0.0)
         write_population(data, args.patients, args.seed, DEFAULT_AS_OF, "csv", book,
-                         threads=args.threads)
+                         threads=args.threads,
+                         on_step=lambda m, f: progress(m, 0.3 * f))
         result = population_report(book, data, DEFAULT_AS_OF, report,
                                    progress=lambda m, f: progress(m, 0.3 + 0.7 * f),
                                    threads=args.threads)
