@@ -116,10 +116,13 @@ def full_scale_patients() -> int:
     return int(_profile()["full_scale_patients"])
 
 
-def share_65_plus(nbhs: tuple[Neighbourhood, ...], full_scale: int) -> float:
+def share_65_plus(nbhs: tuple[Neighbourhood, ...], full_scale: int,
+                  deaths_65_plus: float = 0.0) -> float:
     """The share aged 65+ that gives each neighbourhood its registered 65+ population of the
-    table, on average, at full scale."""
-    return min(1.0, sum(n.registered_65_plus for n in nbhs) / full_scale)
+    table, on average, at full scale, counting only the living (``deaths_65_plus`` of the
+    over-65s are made to have died before the as-of date)."""
+    alive = 1.0 - deaths_65_plus
+    return min(1.0, sum(n.registered_65_plus for n in nbhs) / full_scale / alive)
 
 
 def _profile() -> dict[str, Any]:
@@ -230,7 +233,8 @@ def generate(con: duckdb.DuckDBPyConnection, patients: int, seed: int, as_of: dt
         SELECT b.k, 'S' || lpad(b.k::VARCHAR, {width}, '0') AS patient_id,
                nb.idx AS nidx, nb.name AS neighbourhood, nb.frail AS frail_prev,
                nb.ident AS ident_share, b.c,
-               b.r_old < {share_65_plus(nbhs, int(prof['full_scale_patients']))!r} AS old,
+               b.r_old < {share_65_plus(nbhs, int(prof['full_scale_patients']),
+                                        float(prof['deaths_65_plus']))!r} AS old,
                CAST(CASE WHEN old THEN 65 + least(floor(-ln(1 - b.r_age) * 9),
                                                  {int(prof['oldest'])} - 65)
                          ELSE floor(b.r_age * 65) END AS INTEGER) AS age,

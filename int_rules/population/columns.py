@@ -104,10 +104,12 @@ def data_dictionary(book: Rulebook, wl: Worklists | None) -> list[DictionaryEntr
 
 
 def results_select(inner: str, book: Rulebook, wl: Worklists | None, text: bool,
-                   facts_table: str = "facts") -> str:
+                   facts_table: str = "facts_out") -> str:
     """The results file's query from the engine's ordered results query ``inner`` (``pid``
-    first; ``text``: lists already joined as text): single-valued outputs as scalars, the
-    worklist fact columns joined on, in ``pid`` order, ``pid`` left out."""
+    first, one row per assessed patient in ``pid`` order; ``text``: lists already joined as
+    text): single-valued outputs as scalars, the worklist fact columns beside them, ``pid``
+    left out. The facts (one row per assessed patient) are sorted by ``pid`` and joined by
+    position, so the wide results rows are never sorted again."""
     if wl is None:
         return f"SELECT * EXCLUDE (pid) FROM ({inner})"
     replace: list[str] = []
@@ -125,11 +127,13 @@ def results_select(inner: str, book: Rulebook, wl: Worklists | None, text: bool,
                 expr = f"NULLIF(r.{col}, '')" if text else f"r.{col}[1]"
             replace.append(f"{expr} AS {col}")
     tail = [c for c in ("rulebook_sha256", "rulebook_status")]
-    facts = "".join(f", f.{fact_column(c.fact)} AS {c.fact}" for c in wl.columns)
+    facts = "".join(f", f.{c.fact}" for c in wl.columns)
+    picked = ", ".join(f"{fact_column(c.fact)} AS {c.fact}" for c in wl.columns)
     rep = f" REPLACE ({', '.join(replace)})" if replace else ""
     return (f"SELECT r.* EXCLUDE (pid, {', '.join(tail)}){rep}{facts}, "
             f"{', '.join('r.' + t for t in tail)} "
-            f"FROM ({inner}) r LEFT JOIN {facts_table} f USING (pid) ORDER BY r.pid")
+            f"FROM ({inner}) r POSITIONAL JOIN "
+            f"(SELECT {picked} FROM {facts_table} ORDER BY pid) f")
 
 
 def write_data_dictionary(entries: Sequence[DictionaryEntry], path: Path) -> None:
