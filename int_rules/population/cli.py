@@ -22,7 +22,7 @@ __all__ = ["register"]
 EXIT_OK = 0
 EXIT_REJECTS = 1
 DEFAULT_DEMO_DIR = Path("int-rules-demo")
-DEFAULT_DEMO_PATIENTS = 20_000
+DEFAULT_DEMO_PATIENTS = 100_000
 
 
 class CliInputError(IntRulesError):
@@ -388,7 +388,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo", help="make a synthetic population and its population report in one go",
         description="The quickest look at what int-rules does for analysts: make a synthetic "
-                    "population (default 20,000 people), run the population report on it with "
+                    "population (default 100,000 people, a 1-in-16 sample of the synthetic ICS), "
+                    "run the population report on it with "
                     "the bundled rules, and print where the HTML report is.",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_DEMO_DIR, metavar="DIR",

@@ -42,7 +42,8 @@ main{max-width:1100px;margin:0 auto;padding:1.5rem}
 h1{font-size:1.6rem;margin:.2rem 0}
 h2{font-size:1.25rem;margin-top:2rem;border-bottom:2px solid #005eb8;padding-bottom:.2rem}
 h3{font-size:1.05rem;margin:1.4rem 0 .3rem}
-.meta{color:#444;font-size:.9rem}.banner{background:#fff4d6;border-left:6px solid #f0a500;
+.meta{color:#444;font-size:.9rem}.meta code{word-break:break-all}
+.banner{background:#fff4d6;border-left:6px solid #f0a500;
 padding:.6rem .9rem;margin:1rem 0}.ok{background:#e9f6ec;border-left:6px solid #2e7d32;
 padding:.6rem .9rem;margin:1rem 0}.bad{background:#fdecea;border-left:6px solid #c62828;
 padding:.6rem .9rem;margin:1rem 0}
