@@ -267,3 +267,26 @@ def test_a_sample_has_an_identified_share_of_the_order_the_searches_found(run: P
     share = float(total["identified_share"])
     guide = float(total["guide_identified_share"])
     assert 0.6 * guide <= share <= 1.6 * guide, (share, guide)
+
+
+def test_a_worklist_naming_an_unknown_output_is_located(tmp_path: Path) -> None:
+    from int_rules.errors import RulesetError
+
+    src = (BOOK.directory / "worklists.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "worklists.yaml"
+    bad.write_text(src.replace("review.review_due", "review.review_overdue", 1), encoding="utf-8")
+    with pytest.raises(RulesetError, match=r"no output 'review\.review_overdue'") as err:
+        load_worklists(BOOK, bad)
+    assert err.value.location is not None and err.value.location.line is not None
+
+
+def test_a_theograph_lane_naming_an_unknown_codelist_is_located(tmp_path: Path) -> None:
+    from int_rules.errors import RulesetError
+    from int_rules.theograph import load_theograph
+
+    src = (BOOK.directory / "theograph.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "theograph.yaml"
+    bad.write_text(src.replace("[cga, mdt_review]", "[cga, mdt_reveiw]", 1), encoding="utf-8")
+    with pytest.raises(RulesetError, match="unknown codelist 'mdt_reveiw'") as err:
+        load_theograph(BOOK, bad)
+    assert err.value.location is not None and err.value.location.line is not None

@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-Identifier = Field(pattern=r"^[a-z][a-z0-9_]*$")
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 #: Facts the results always carry, and the results column that holds each.
 BASE_FACT_COLUMNS: Mapping[str, str] = {
@@ -67,13 +67,13 @@ class WorklistError(IntRulesError):
 
 class FactColumn(BaseModel):
     model_config = _STRICT
-    fact: str = Identifier
+    fact: Identifier
     title: str = Field(min_length=1)
 
 
 class OrderKey(BaseModel):
     model_config = _STRICT
-    fact: str = Identifier
+    fact: Identifier
     descending: bool = False
 
 
@@ -97,7 +97,7 @@ class Reason(BaseModel):
 
 class ListDef(BaseModel):
     model_config = _STRICT
-    id: str = Identifier
+    id: Identifier
     title: str = Field(min_length=1)
     description: str = Field(min_length=1)
     cite: Citation
@@ -107,7 +107,7 @@ class ListDef(BaseModel):
 
 class WorklistsFile(BaseModel):
     model_config = _STRICT
-    worklists: str = Identifier
+    worklists: Identifier
     title: str = Field(min_length=1)
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     status: Literal["draft", "approved", "retired"]
@@ -553,7 +553,7 @@ def write_worklists(lists: Sequence[Worklist], wl: Worklists, out_dir: Path,
             sheet.write_string(r, 1, f"{w.definition.definition.description} "
                                      f"({len(w.rows):,} people)")
         for w in lists:
-            ws = book.add_worksheet(w.definition.definition.title[:31].replace(":", ""))
+            ws = book.add_worksheet(_sheet_name(w.definition.definition.title))
             ws.freeze_panes(1, 0)
             for c, h in enumerate(w.headers):
                 ws.write_string(0, c, header_title(wl, h), bold)
@@ -583,6 +583,11 @@ def write_worklists(lists: Sequence[Worklist], wl: Worklists, out_dir: Path,
 # Written as text cells: identifiers and SNOMED CT codes (Excel would turn a 16-digit code
 # into 1.02605E+15 and lose its last digit).
 _TEXT_COLUMNS = frozenset({"patient_id", "practice", "record_code", "neighbourhood"})
+
+
+def _sheet_name(title: str) -> str:
+    """An Excel sheet name: at most 31 characters, none of []:*?/\\."""
+    return "".join(" " if ch in "[]:*?/\\" else ch for ch in title)[:31].strip() or "List"
 
 
 def _width(header: str) -> int:
