@@ -290,3 +290,18 @@ def test_a_theograph_lane_naming_an_unknown_codelist_is_located(tmp_path: Path) 
     with pytest.raises(RulesetError, match="unknown codelist 'mdt_reveiw'") as err:
         load_theograph(BOOK, bad)
     assert err.value.location is not None and err.value.location.line is not None
+
+
+def test_worklist_links_the_first_people_to_their_theographs(run: Path, tmp_path: Path) -> None:
+    assert main(["worklist", str(run), "--list", "consent", "--theographs", "2",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    with (tmp_path / "worklists_consent.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    linked = [r for r in rows if r["theograph"]]
+    assert [r["rank"] for r in linked] == ["1", "2"]
+    for r in linked:
+        page = tmp_path / r["theograph"]
+        assert r["patient_id"] in page.read_text(encoding="utf-8")
+    with zipfile.ZipFile(tmp_path / "worklists.xlsx") as z:
+        rels = z.read("xl/worksheets/_rels/sheet2.xml.rels").decode("utf-8")
+    assert Path(linked[0]["theograph"]).name in rels  # a relative link (Excel writes it with \\)

@@ -205,51 +205,74 @@ def _cmd_worklist(args: argparse.Namespace) -> int:
                                 "review: check each person clinically before acting")
     out = args.out or args.run_dir / "worklists"
     stem = "worklists" + "".join(f"_{_slug(x)}" for x in [*args.neighbourhood, *args.practice])
-    files = write_worklists(lists, wl, out, about, stem)
+    links: dict[str, str] = {}
+    if args.theographs:
+        wanted = list(dict.fromkeys(str(r["patient_id"]) for w in lists
+                                    for r in w.rows[:args.theographs]))
+        if wanted:
+            with _progress(args.quiet, "theographs") as progress:
+                pages = _theographs(book, args.run_dir, wanted, out / "theographs", progress)
+            links = {pid: f"theographs/{path.name}" for pid, path in pages.items()}
+        about["Theographs"] = (f"the first {args.theographs:,} people of each list link to "
+                               "their theograph page (in the theographs folder beside this "
+                               "file)")
+    files = write_worklists(lists, wl, out, about, stem, links)
     for lid, n in files.counts.items():
         print(f"  {lid}: {n:,} people")
     print(f"Worklists: {files.xlsx.resolve()} (and one CSV per list beside it)")
     return EXIT_OK
 
 
-def _cmd_theograph(args: argparse.Namespace) -> int:
-    from ..theograph import theograph_page
+def _theographs(book: Any, run_dir: Path, patient_ids: list[str], out: Path,
+                progress: Callable[[str, float], None]) -> dict[str, Path]:
+    """Write a theograph page per patient of a population run; returns the page of each."""
+    from ..theograph import load_theograph, theograph_page
     from .engine import records_from_tables, run_tables_only
     from .worklist import WorklistError, run_metadata
 
-    meta = run_metadata(args.run_dir)
+    meta = run_metadata(run_dir)
     if not meta:
-        raise WorklistError(f"'{args.run_dir}' has no run_summary.json: run 'int-rules "
+        raise WorklistError(f"'{run_dir}' has no run_summary.json: run 'int-rules "
                             "population' into it first")
-    book = _load_book(args)
     data_dir = Path(meta["data_dir"])
     as_of = dt.date.fromisoformat(meta["as_of"])
     if not data_dir.is_dir():
         raise WorklistError(f"the run's data folder '{data_dir}' is no longer there (the "
                             "theograph is drawn from the input tables)")
-    with _progress(args.quiet, "theograph") as progress:
-        progress("reading the input tables", 0.1)
-        con = run_tables_only(data_dir)
-        try:
-            progress("building the records", 0.8)
-            records = records_from_tables(con, args.patient_ids)
-        finally:
-            con.close()
+    progress("reading the input tables", 0.1)
+    con = run_tables_only(data_dir)
+    try:
+        progress("building the records", 0.6)
+        records = records_from_tables(con, patient_ids)
+    finally:
+        con.close()
     found = {r.patient_id: r for r in records}
-    missing = [p for p in args.patient_ids if p not in found]
+    missing = [p for p in patient_ids if p not in found]
     if missing:
         raise WorklistError(f"no accepted patient {', '.join(map(repr, missing))} in "
                             f"{data_dir} (see the run's rejects.csv)")
-    out = args.out or args.run_dir / "theographs"
     out.mkdir(parents=True, exist_ok=True)
     note = ""
     if (data_dir / "synth.json").is_file():
         note = "Synthetic data (int-rules synth): not a real person."
-    for pid in args.patient_ids:
+    tg = load_theograph(book)
+    pages: dict[str, Path] = {}
+    for i, pid in enumerate(patient_ids):
+        progress(f"drawing {i + 1:,} of {len(patient_ids):,}", 0.7 + 0.3 * i / len(patient_ids))
         record = found[pid]
-        page = theograph_page(book, record, book.assess(record, as_of), note=note)
+        page = theograph_page(book, record, book.assess(record, as_of), tg, note=note)
         path = out / f"theograph_{_slug(pid)}.html"
         path.write_text(page, encoding="utf-8")
+        pages[pid] = path
+    return pages
+
+
+def _cmd_theograph(args: argparse.Namespace) -> int:
+    book = _load_book(args)
+    with _progress(args.quiet, "theograph") as progress:
+        pages = _theographs(book, args.run_dir, list(dict.fromkeys(args.patient_ids)),
+                            args.out or args.run_dir / "theographs", progress)
+    for path in pages.values():
         print(f"Theograph: {path.resolve()}")
     return EXIT_OK
 
@@ -309,6 +332,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="only this list (repeat for several; default: every list)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="folder for the files (default RUN_DIR/worklists)")
+    p.add_argument("--theographs", type=int, default=0, metavar="N",
+                   help="also draw a theograph page for the first N people of each list, "
+                        "linked from their patient id in the XLSX (reads the input tables "
+                        "again; default 0: none)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _rulebook_args(p)
     p.set_defaults(func=_cmd_worklist)
 

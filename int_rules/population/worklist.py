@@ -508,8 +508,14 @@ class WorklistFiles:
 
 
 def write_worklists(lists: Sequence[Worklist], wl: Worklists, out_dir: Path,
-                    about: Mapping[str, str], stem: str = "worklists") -> WorklistFiles:
-    """``<stem>.xlsx`` (an About sheet, then one sheet per list) and ``<stem>_<list>.csv``."""
+                    about: Mapping[str, str], stem: str = "worklists",
+                    links: Mapping[str, str] | None = None) -> WorklistFiles:
+    """``<stem>.xlsx`` (an About sheet, then one sheet per list) and ``<stem>_<list>.csv``.
+
+    ``links`` maps a patient id to a page (a path relative to ``out_dir``, e.g. the person's
+    theograph): that patient's id cells link to it, and the CSVs get a ``theograph`` column.
+    """
+    links = links or {}
     import xlsxwriter
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -519,9 +525,11 @@ def write_worklists(lists: Sequence[Worklist], wl: Worklists, out_dir: Path,
         path = out_dir / f"{stem}_{w.definition.id}.csv"
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow([h.removeprefix("date:") for h in w.headers])
+            writer.writerow([h.removeprefix("date:") for h in w.headers]
+                            + (["theograph"] if links else []))
             for row in w.rows:
-                writer.writerow(["" if row[h] is None else _plain(row[h]) for h in w.headers])
+                writer.writerow(["" if row[h] is None else _plain(row[h]) for h in w.headers]
+                                + ([links.get(str(row["patient_id"]), "")] if links else []))
         csvs[w.definition.id] = path
         counts[w.definition.id] = len(w.rows)
     xlsx = out_dir / f"{stem}.xlsx"
@@ -535,6 +543,7 @@ def write_worklists(lists: Sequence[Worklist], wl: Worklists, out_dir: Path,
         text = book.add_format({"num_format": "@"})
         date = book.add_format({"num_format": "yyyy-mm-dd"})
         risk = book.add_format({"num_format": "0.000"})
+        link = book.add_format({"num_format": "@", "font_color": "blue", "underline": 1})
         sheet = book.add_worksheet("About")
         sheet.set_column(0, 0, 28)
         sheet.set_column(1, 1, 100)
@@ -564,7 +573,10 @@ def write_worklists(lists: Sequence[Worklist], wl: Worklists, out_dir: Path,
                     value = row[h]
                     if value is None:
                         continue
-                    if isinstance(value, dt.date):
+                    if h == "patient_id" and str(value) in links:
+                        ws.write_url(i, c, "external:" + links[str(value)], link,
+                                     string=str(value))
+                    elif isinstance(value, dt.date):
                         ws.write_datetime(i, c, dt.datetime(value.year, value.month, value.day),
                                           date)
                     elif isinstance(value, bool):
