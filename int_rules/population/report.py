@@ -311,6 +311,9 @@ def _summary_section(table: DashboardTable, scale: SyntheticScale | None) -> str
                          "</span>")
         body.append(cells)
     out.append(_table(headers, body, titles=tips))
+    out.append('<p class="small">The people behind these figures, list by list (consent, CGA '
+               "and MDT due, reviews, step-down, alerts, coding to fix), highest risk first: "
+               "<code>int-rules worklist RUN_DIR --neighbourhood NAME</code>.</p>")
     if ident is not None:
         out.append(f'<p class="small">Identified share: the run\u2019s identified people '
                    f"over its 65+; the guide's column is what Version 1's searches found in "
