@@ -46,6 +46,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 @contextmanager
 def _progress(quiet: bool, what: str) -> Iterator[Callable[[str, float], None]]:
     """A rich progress bar on stderr (nothing when ``quiet``), fed (message, share done)."""
@@ -332,7 +342,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="only this list (repeat for several; default: every list)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="folder for the files (default RUN_DIR/worklists)")
-    p.add_argument("--theographs", type=int, default=0, metavar="N",
+    p.add_argument("--theographs", type=_non_negative, default=0, metavar="N",
                    help="also draw a theograph page for the first N people of each list, "
                         "linked from their patient id in the XLSX (reads the input tables "
                         "again; default 0: none)")
