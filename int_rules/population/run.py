@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..review.approvals import dashboard_status
 from .columns import data_dictionary, write_data_dictionary
 from .dashboard import (
     DashboardTable,
@@ -143,8 +144,11 @@ def population_report(
 def input_files(files: Sequence[TableFile]) -> list[dict[str, Any]]:
     """Each input file's name (as shown), size in bytes and sha256, so a report names exactly
     the data it was made from."""
-    out = []
+    out: list[dict[str, Any]] = []
     for f in files:
+        if not f.path.is_file():  # tables given in memory have no file
+            out.append({"table": f.table, "file": f.shown, "bytes": None, "sha256": None})
+            continue
         digest = hashlib.sha256()
         with f.path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -159,7 +163,7 @@ def _summary(run: PopulationRun, table: DashboardTable | None) -> dict[str, Any]
     if table is not None:
         d = table.dashboard
         data["dashboard"] = {"file": d.file, "version": d.definition.version,
-                             "status": d.definition.status, "sha256": d.sha256,
+                             "status": dashboard_status(run.book, d.definition), "sha256": d.sha256,
                              "not_available": dict(unavailable(d))}
     findings = run.con.sql("SELECT count(*) FROM findings").fetchall()[0][0]
     rejects = run.con.sql("SELECT count(*) FROM rejects_out").fetchall()[0][0]

@@ -39,6 +39,8 @@ from .hazards import (
     default_hazard_log_path,
     load_hazard_log,
 )
+from .signoff import CHECKS as SIGNOFF_CHECKS
+from .signoff import approval_findings
 
 __all__ = ["CHECKS", "LintReport", "lint"]
 
@@ -76,11 +78,17 @@ CHECKS: Mapping[str, tuple[Severity, str]] = {
     "hazard-no-control": ("error", "a hazard (or control) without controls, rules or tests"),
     "hazard-unknown-rule": ("error", "a control names a rule that does not exist"),
     "hazard-unknown-test": ("error", "a control names a test that does not exist"),
+    "hazards-tests-skipped": ("info", "the tests controls name were not checked (no tests/)"),
     "hazard-unknown": ("error", "a rule names a hazard that is not in the log"),
     "hazard-risk": ("error", "a risk rating does not match the risk matrix"),
     "hazard-untested-control": ("warning", "a control names no test"),
     "hazard-residual": ("warning", "a residual risk above the initial risk"),
+    "hazard-owner": ("error", "a mitigated or closed hazard names no owner"),
+    "hazard-unevidenced": ("error", "a mitigated hazard has no control naming a test"),
+    "hazard-review-date": ("warning", "an open or mitigated hazard has no review date"),
     "hazards-skipped": ("info", "no hazard log found; hazard checks were skipped"),
+    "approvals": ("error", "the approval records do not load"),
+    **SIGNOFF_CHECKS,
 }
 
 @dataclass(frozen=True)
@@ -617,8 +625,8 @@ def lint(
     if base.is_file():
         base = base.parent
     if not (base / "rulebook.yaml").is_file():
-        raise RulesetError(Location(str(base)), "no rulebook here (expected rulebook.yaml in "
-                                                "this folder)")
+        raise RulesetError(Location(str(base)), "no rulebook here (looked for "
+                                                f"{(base / 'rulebook.yaml').resolve()})")
     problem: Exception | None = None
     if book is None:
         try:
@@ -646,6 +654,12 @@ def lint(
         findings.append(Finding("analysis-skipped", "info",
                                 "decision checks (overlaps, gaps, rules that never fire) need a "
                                 "rulebook that loads; fix the errors above and run lint again"))
+
+    if book is not None:
+        try:
+            findings += approval_findings(book)
+        except RulesetError as exc:
+            findings.append(Finding.at(exc.location, "approvals", "error", exc.message, exc.key))
 
     log_path: Path | None = None
     if use_hazard_log:
