@@ -74,6 +74,10 @@ def test_every_results_column_is_in_the_dictionary_and_the_docs(run: Path) -> No
     text = DOCS.read_text(encoding="utf-8")
     for column in header:
         assert f"| `{column}` |" in text, column
+    # and the docs' table is the generated one (python -m int_rules.population.columns)
+    from int_rules.population.columns import _main
+
+    assert _main(["--check", str(DOCS)]) == 0
 
 
 def test_a_collect_output_set_to_two_values_stays_a_list() -> None:
