@@ -228,7 +228,7 @@ def _cmd_worklist(args: argparse.Namespace) -> int:
                                "file)")
     files = write_worklists(lists, wl, out, about, stem, links)
     for lid, n in files.counts.items():
-        print(f"  {lid}: {n:,} people")
+        print(f"  {lid}: {n:,} {'person' if n == 1 else 'people'}")
     print(f"Worklists: {files.xlsx.resolve()} (and one CSV per list beside it)")
     return EXIT_OK
 
