@@ -28,6 +28,7 @@ from .dashboard import (
     describe_expect,
     unavailable,
 )
+from .disclosure import round_count
 from .engine import provenance
 from .expected import GUIDE_SOURCE, SyntheticScale
 
@@ -417,9 +418,12 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                         "any_value(message) AS message, count(*) AS n, "
                         "count(DISTINCT patient_id) AS people FROM findings GROUP BY ALL "
                         "ORDER BY severity, finding_id").to_arrow_table().to_pylist()
+    if frows and suppression != "off":  # the same disclosure control as the dashboard
+        for r in frows:
+            r["n"], r["people"] = round_count(int(r["n"])), round_count(int(r["people"]))
     if frows:
         body.append(bar_chart_svg([f"{r['finding_id']} ({r['severity']})" for r in frows],
-                                  [float(r["n"]) for r in frows], title="Findings by id"))
+                                  [_number(r["n"]) for r in frows], title="Findings by id"))
         body.append(_table(["finding", "severity", "from", "what", "findings", "people"],
                            [[_e(r["finding_id"]), _e(r["severity"] or ""), _e(r["source"]),
                              _e(r["message"]), _fmt(r["n"]), _fmt(r["people"])]
