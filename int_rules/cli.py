@@ -47,11 +47,23 @@ def _cmd_assess(args: argparse.Namespace) -> int:
     record = read_record_file(args.record)
     result = book.assess(record, args.as_of, engine=args.engine)
     if args.format == "json":
-        print(result.to_json())
+        text = result.to_json()
     elif args.format == "cds-hooks":
-        print(json.dumps(result.to_cds_hooks(), indent=2, ensure_ascii=False))
+        text = json.dumps(result.to_cds_hooks(), indent=2, ensure_ascii=False)
+    elif args.format == "html":
+        from .theograph import theograph_page
+
+        text = theograph_page(book, record, result)
     else:
-        print(result.explain())
+        text = result.explain()
+    if args.out is not None:
+        try:
+            args.out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+        print(f"Wrote {args.out.resolve()}")
+    else:
+        print(text.rstrip("\n"))
     return EXIT_OK
 
 
@@ -97,9 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "or one patient's FHIR Bundle (UK Core; see docs/fhir.md)")
     p.add_argument("--as-of", type=_date, required=True, metavar="YYYY-MM-DD",
                    help="the date to assess as of; events after it are ignored")
-    p.add_argument("--format", choices=("text", "json", "cds-hooks"), default="text",
-                   help="text (the explanation), json (Assessment.to_dict) or cds-hooks "
-                        "(CDS Hooks 2.0 cards)")
+    p.add_argument("--format", choices=("text", "json", "cds-hooks", "html"), default="text",
+                   help="text (the explanation), json (Assessment.to_dict), cds-hooks "
+                        "(CDS Hooks 2.0 cards), or html: one "
+                        "self-contained page with the person's theograph (a timeline of "
+                        "pathway codes, CGA/MDT, admissions, frailty and end-of-life codes, "
+                        "risk scores and monitoring alerts) and the explanation")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="write to FILE instead of standard output")
     p.add_argument("--engine", choices=("reference", "durable"), default="reference",
                    help="evaluation engine (default: reference)")
     _add_rulebook_args(p)
