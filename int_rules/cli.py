@@ -40,25 +40,39 @@ def _add_rulebook_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_assess(args: argparse.Namespace) -> int:
-    from .record import PatientRecord
+    from .fhir.cli import read_record_file
     from .rulebook import load
 
     book = load(args.rules, args.params)
-    record = PatientRecord.from_json_file(args.record)
+    record = read_record_file(args.record)
     result = book.assess(record, args.as_of, engine=args.engine)
     if args.format == "json":
-        print(result.to_json())
+        text = result.to_json()
+    elif args.format == "cds-hooks":
+        text = json.dumps(result.to_cds_hooks(), indent=2, ensure_ascii=False)
+    elif args.format == "html":
+        from .theograph import theograph_page
+
+        text = theograph_page(book, record, result)
     else:
-        print(result.explain())
+        text = result.explain()
+    if args.out is not None:
+        try:
+            args.out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+        print(f"Wrote {args.out.resolve()}")
+    else:
+        print(text.rstrip("\n"))
     return EXIT_OK
 
 
 def _cmd_may_record(args: argparse.Namespace) -> int:
-    from .record import PatientRecord
+    from .fhir.cli import read_record_file
     from .rulebook import load
 
     book = load(args.rules, args.params)
-    record = PatientRecord.from_json_file(args.record)
+    record = read_record_file(args.record)
     if args.code:
         decisions = [book.may_record(record, args.code, args.on)]
     else:
@@ -91,10 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("assess", help="assess one patient record (JSON) as of a date",
                        description="Assess one record: cohorts, pathway state, next steps, review "
                                    "reasons, step-down, monitoring level, data quality, and why.")
-    p.add_argument("record", type=Path, help="a patient record JSON file (see docs/record.md)")
+    p.add_argument("record", type=Path, help="a patient record JSON file (see docs/record.md), "
+                   "or one patient's FHIR Bundle (UK Core; see docs/fhir.md)")
     p.add_argument("--as-of", type=_date, required=True, metavar="YYYY-MM-DD",
                    help="the date to assess as of; events after it are ignored")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json", "cds-hooks", "html"), default="text",
+                   help="text (the explanation), json (Assessment.to_dict), cds-hooks "
+                        "(CDS Hooks 2.0 cards), or html: one "
+                        "self-contained page with the person's theograph (a timeline of "
+                        "pathway codes, CGA/MDT, admissions, frailty and end-of-life codes, "
+                        "risk scores and monitoring alerts) and the explanation")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="write to FILE instead of standard output")
     p.add_argument("--engine", choices=("reference", "durable"), default="reference",
                    help="evaluation engine (default: reference)")
     _add_rulebook_args(p)
@@ -102,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("may-record", help="may a pathway code be recorded now? (or list those "
                                           "that may)")
-    p.add_argument("record", type=Path, help="a patient record JSON file")
+    p.add_argument("record", type=Path, help="a patient record JSON file, or a FHIR Bundle")
     p.add_argument("--on", type=_date, required=True, metavar="YYYY-MM-DD")
     p.add_argument("--code", help="the SNOMED CT code to check; omit to list every code that "
                                   "may be recorded next")

@@ -38,6 +38,7 @@ import pyarrow as pa
 from ..errors import IntRulesError
 from ..review.approvals import overall_status as least_approved
 from ..review.approvals import status_of
+from .columns import results_select
 from .memory import MEMORY_DIR, ArrowStreamExportable, register_tables
 from .sql import CompiledPopulation, FactPlan, RulesetPlan, compile_rulebook, fact_column, literal
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from ..pathway import Pathway
     from ..record import PatientRecord
     from ..rulebook import Rulebook
+    from .worklist import Worklists
 
 __all__ = [
     "PopulationRun",
@@ -906,8 +908,8 @@ def records_from_tables(con: duckdb.DuckDBPyConnection,
 # -- writing ----------------------------------------------------------------------------------
 
 
-def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
-                  ) -> dict[str, Path]:
+def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
+                  worklists: Worklists | None = None) -> dict[str, Path]:
     """Write results (Parquet and CSV), findings and rejects (CSV) and, ``with_facts``, every
     fact value (Parquet) into ``out_dir``. Returns the paths written, by name. Every file
     carries the rulebook's sha256 and status: Parquet in its key-value metadata with every
@@ -938,13 +940,13 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
         paths[name] = path
 
     # In input order: __res is sorted and read by a scan; the lists are looked up by index.
-    ordered = "SELECT * EXCLUDE (pid) FROM ({})"
     status = literal(overall_status(run.book))
     extra = f", {sha} AS rulebook_sha256, {status} AS rulebook_status"
-    copy("results_parquet", ordered.format(_results_sql(run.compiled, False, extra, False)),
-         "results.parquet")
-    copy("results_csv", ordered.format(_results_sql(run.compiled, True, extra, False)),
-         "results.csv")
+    # Single-valued outputs as scalars, and the worklists' fact columns (see .columns).
+    copy("results_parquet", results_select(_results_sql(run.compiled, False, extra, False),
+                                           run.book, worklists, False), "results.parquet")
+    copy("results_csv", results_select(_results_sql(run.compiled, True, extra, False),
+                                       run.book, worklists, True), "results.csv")
     if with_facts:
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
         copy("facts_parquet", f"SELECT patient_id, {fact_cols} FROM facts_out ORDER BY pid",

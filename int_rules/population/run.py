@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..review.approvals import dashboard_status
+from .columns import data_dictionary, write_data_dictionary
 from .dashboard import (
     DashboardTable,
     compute_dashboard,
@@ -21,6 +23,7 @@ from .dashboard import (
     unavailable,
     write_dashboard_csv,
 )
+from .disclosure import suppress
 from .engine import (
     PopulationRun,
     overall_status,
@@ -28,6 +31,7 @@ from .engine import (
     statuses_text,
     write_outputs,
 )
+from .expected import add_expected, synthetic_scale
 from .outcomes import (
     OutcomesTable,
     compute_outcomes,
@@ -37,9 +41,11 @@ from .outcomes import (
 )
 from .outcomes import summary as outcomes_summary
 from .report import write_report
+from .worklist import load_worklists
 
 if TYPE_CHECKING:
     from ..rulebook import Rulebook
+    from .tables import TableFile
 
 __all__ = ["ReportResult", "population_report"]
 
@@ -68,6 +74,7 @@ def population_report(
     threads: int | None = None,
     memory_limit: str | None = None,
     pathway_mode: str = "signatures",
+    suppress_small_numbers: bool = False,
 ) -> ReportResult:
     """Run the population and write every output into ``out_dir``:
 
@@ -76,11 +83,18 @@ def population_report(
     ``dashboard.csv`` (per neighbourhood), ``outcomes.csv`` (the impact indicators per
     neighbourhood, from ``rulesets/outcomes.yaml``), ``report.html`` (self-contained),
     ``run_summary.json`` (counts, provenance, timings) and, with ``with_facts``,
-    ``facts.parquet`` (every fact value).
+    ``facts.parquet`` (every fact value); ``data_dictionary.csv`` (every results column:
+    meaning, type, source).
+
+    ``suppress_small_numbers`` applies small-number suppression to the dashboard figures
+    (:mod:`.disclosure`: counts of 1-7 suppressed, others rounded to 5), for sharing them
+    beyond the care team; the report and ``dashboard.csv`` say whether it is on. It applies to
+    the outcome figures too.
     """
     say = progress or (lambda _m, _f: None)
     out = Path(out_dir)
     dashboard = load_dashboard(book, as_of)
+    worklists = load_worklists(book)
     outcomes = load_outcomes(book)
     keep: Sequence[str] = dashboard.facts if dashboard is not None else ()
     findings = ({rid: dashboard.definition.findings.severity_by_output
@@ -100,12 +114,17 @@ def population_report(
 
     try:
         say("writing results", 0.85)
-        files = write_outputs(run, out, with_facts=with_facts)
+        files = write_outputs(run, out, with_facts=with_facts, worklists=worklists)
+        dictionary = data_dictionary(book, worklists)
+        files["data_dictionary_csv"] = out / "data_dictionary.csv"
+        write_data_dictionary(dictionary, files["data_dictionary_csv"])
         lap("write_results")
         table: DashboardTable | None = None
         if dashboard is not None:
             say("computing the dashboard", 0.93)
-            table = compute_dashboard(run, dashboard)
+            table = add_expected(compute_dashboard(run, dashboard))
+            if suppress_small_numbers:
+                table = suppress(table)
             files["dashboard_csv"] = out / "dashboard.csv"
             write_dashboard_csv(table, files["dashboard_csv"], book.sha256,
                                 overall_status(book), statuses_text(book))
@@ -125,11 +144,19 @@ def population_report(
         summary = _summary(run, table)
         if computed is not None:
             summary["outcomes"] = outcomes_summary(computed)
+        say("hashing the input files", 0.95)
+        summary["inputs"] = input_files(run.load.files)
+        scale = synthetic_scale(Path(data_dir))
+        if scale is not None:
+            summary["synthetic"] = {"patients": scale.patients, "full_scale": scale.full_scale,
+                                    "seed": scale.seed}
+        summary["small_number_suppression"] = table.suppression if table is not None else "off"
         files["run_summary_json"] = out / "run_summary.json"
         files["report_html"] = out / "report.html"
         summary["files"] = {k: v.name for k, v in files.items()}
         say("writing the report", 0.97)
         write_report(run, table, files["report_html"], files, summary,
+                     dictionary=dictionary, scale=scale,
                      sections=(outcomes_html,) if outcomes_html else ())
         lap("report")
         summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
@@ -139,6 +166,23 @@ def population_report(
         return ReportResult(out, files, summary)
     finally:
         run.close()
+
+
+def input_files(files: Sequence[TableFile]) -> list[dict[str, Any]]:
+    """Each input file's name (as shown), size in bytes and sha256, so a report names exactly
+    the data it was made from."""
+    out: list[dict[str, Any]] = []
+    for f in files:
+        if not f.path.is_file():  # tables given in memory have no file
+            out.append({"table": f.table, "file": f.shown, "bytes": None, "sha256": None})
+            continue
+        digest = hashlib.sha256()
+        with f.path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out.append({"table": f.table, "file": f.shown, "bytes": f.path.stat().st_size,
+                    "sha256": digest.hexdigest()})
+    return out
 
 
 def _summary(run: PopulationRun, table: DashboardTable | None) -> dict[str, Any]:
