@@ -521,6 +521,24 @@ def test_small_numbers_are_suppressed_when_asked(tmp_path: Path) -> None:
     assert any(r["note"] == "suppressed (small numbers)" for r in table.rows)
 
 
+def test_the_runs_small_number_suppression_covers_the_outcomes(tmp_path: Path) -> None:
+    from int_rules.population.disclosure import REDACTED, SUPPRESSION
+
+    data = tmp_path / "data"
+    write_population(data, 2000, seed=3, as_of=AS_OF, fmt="parquet", book=BOOK)
+    result = population_report(BOOK, data, AS_OF, tmp_path / "out", suppress_small_numbers=True)
+    with result.files["outcomes_csv"].open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    counts = [r[k] for r in rows if r["kind"] == "rate"
+              for k in ("enrolled", "matched", "unmatched", "no_baseline")]
+    assert counts and all(c == REDACTED or int(c) % 5 == 0 for c in counts), counts
+    for r in rows:
+        if r["kind"] == "rate" and r["matched"] in (REDACTED, ""):
+            assert r["did"] == "" and r["enrolled_after"] == ""
+    assert result.summary["outcomes"]["small_number_suppression"] == SUPPRESSION
+    assert "Small-number suppression is on" in result.report.read_text(encoding="utf-8")
+
+
 # -- bad files --------------------------------------------------------------------------------
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "OutcomesTable",
     "SmallNumber",
     "compute_outcomes",
+    "disclose",
     "load_outcomes",
     "outcomes_section",
     "summary",
@@ -543,6 +544,8 @@ class OutcomesTable:
     neighbourhoods: list[str]  # in order, ICS last
     by_cohort: dict[tuple[str, str], dict[str, int]]  # (neighbourhood, cohort) -> counts
     rows: list[dict[str, Any]] = field(default_factory=list)
+    suppression: str = "off"  # the disclosure rule applied to the counts, if any
+    rounded: Callable[[int], int | str] | None = None  # that rule, for one count
 
     def counts_for(self, nb: str, cohorts: set[str] | None = None) -> dict[str, int]:
         """How many enrolled people (with no baseline, matched, unmatched; how follow-up
@@ -574,9 +577,32 @@ def summary(table: OutcomesTable) -> dict[str, Any]:
     return {"file": table.outcomes.file, "version": d.version, "status": d.status,
             "sha256": table.outcomes.sha256,
             "admissions_data_from": table.data_from.isoformat() if table.data_from else None,
-            "enrolled": table.counts_for(ICS),
+            "enrolled": {k: (table.rounded(v) if table.rounded else v)
+                         for k, v in table.counts_for(ICS).items()},
+            "small_number_suppression": table.suppression,
             "not_computable": [i.id for i in table.outcomes.indicators
                                if i.kind == "not_computable"]}
+
+
+def disclose(table: OutcomesTable, rounded: Callable[[int], int | str], rule: str
+             ) -> OutcomesTable:
+    """``table`` with every count of people passed through ``rounded`` (the run's small-number
+    rule, e.g. 1-7 redacted and others rounded to 5) and shares recomputed from the rounded
+    counts; figures built on a suppressed count are already empty (``compute_outcomes``'s
+    ``suppress``)."""
+    counts = (*COUNT_KEYS, "controls", "numerator", "denominator")
+    for row in table.rows:
+        for name in counts:
+            value = row.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                row[name] = rounded(value)
+        if row["kind"] == "share":
+            num, den = row.get("numerator"), row.get("denominator")
+            row["share"] = num / den if isinstance(num, int) and isinstance(den, int) and den \
+                else None
+    table.suppression = rule
+    table.rounded = rounded
+    return table
 
 
 def compute_outcomes(con: duckdb.DuckDBPyConnection, book: Rulebook, outcomes: Outcomes,
@@ -1070,7 +1096,8 @@ def outcomes_section(table: OutcomesTable, csv_name: str = "outcomes.csv") -> st
     indicator showing the guide's desired direction."""
     o = table.outcomes
     d = o.definition
-    ics = table.counts_for(ICS)
+    raw = table.counts_for(ICS)
+    ics: dict[str, Any] = {k: (table.rounded(v) if table.rounded else v) for k, v in raw.items()}
     parts = [f'<h2 id="outcomes">{_e(d.title)}</h2>', f"<p>{_e(d.description)}</p>",
              '<div class="banner"><b>Observational, not proof of cause.</b> The enrolled are '
              "compared with matched people who were eligible but not enrolled (same sex, "
@@ -1081,17 +1108,20 @@ def outcomes_section(table: OutcomesTable, csv_name: str = "outcomes.csv") -> st
     if d.status != "approved":
         parts.append(f'<p class="small">Outcome definitions ({_e(o.file)} {_e(d.version)}) '
                      f"are {_e(d.status)}.</p>")
+    if table.suppression != "off":
+        parts.append(f'<p class="small">Small-number suppression is on: {_e(table.suppression)};'
+                     " figures built on a suppressed count are not shown.</p>")
     start = table.data_from.isoformat() if table.data_from else "no admissions"
     parts.append(
         f"<p>Enrolled (a first ‘{_e(o.index_title)}’ code by the as-of date): "
-        f"<b>{ics['enrolled']:,}</b>; with no admissions history before joining (index "
-        f"before {_e(start)}): {ics['no_baseline']:,}; matched: <b>{ics['matched']:,}</b>; "
-        f"no match found: {ics['unmatched']:,}. Windows: {o.before_days} days before and up "
+        f"<b>{_f(ics['enrolled'])}</b>; with no admissions history before joining (index "
+        f"before {_e(start)}): {_f(ics['no_baseline'])}; matched: <b>{_f(ics['matched'])}</b>; "
+        f"no match found: {_f(ics['unmatched'])}. Windows: {o.before_days} days before and up "
         f"to {o.after_days} days after joining; follow-up ended early at step-down or decline "
-        f"for {ics['ended_step']:,}, at death for {ics['ended_death']:,} and at the as-of date "
-        f"for {ics['ended_as_of']:,}. Rates are per person-year; the difference in differences "
-        f"(DiD) is the change in the enrolled minus the change in their matches, with a "
-        f"{o.confidence_level * 100:g}% confidence interval (standard errors clustered by "
+        f"for {_f(ics['ended_step'])}, at death for {_f(ics['ended_death'])} and at the as-of "
+        f"date for {_f(ics['ended_as_of'])}. Rates are per person-year; the difference in "
+        f"differences (DiD) is the change in the enrolled minus the change in their matches, "
+        f"with a {o.confidence_level * 100:g}% confidence interval (standard errors clustered by "
         f"person). No estimate is shown for fewer than {o.min_matched} matched enrolled "
         f"people.</p>")
     for ind in o.indicators:

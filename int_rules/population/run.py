@@ -23,7 +23,7 @@ from .dashboard import (
     unavailable,
     write_dashboard_csv,
 )
-from .disclosure import suppress
+from .disclosure import REDACTED, SUPPRESSION, round_count, suppress
 from .engine import (
     PopulationRun,
     overall_status,
@@ -35,6 +35,7 @@ from .expected import add_expected, synthetic_scale
 from .outcomes import (
     OutcomesTable,
     compute_outcomes,
+    disclose,
     load_outcomes,
     outcomes_section,
     write_outcomes_csv,
@@ -133,9 +134,13 @@ def population_report(
         computed: OutcomesTable | None = None
         if outcomes is not None:
             say("computing outcomes", 0.95)
-            # Small-number suppression: pass suppress=(a count of people -> hide?) here when
-            # the run has it on; figures built on a small count are then left empty.
-            computed = compute_outcomes(run.con, book, outcomes, as_of)
+            # Small-number suppression as for the dashboard: figures built on a count the
+            # rule redacts are left empty, and every count is rounded by the same rule.
+            hide = ((lambda n: round_count(n) == REDACTED) if suppress_small_numbers
+                    else None)
+            computed = compute_outcomes(run.con, book, outcomes, as_of, suppress=hide)
+            if suppress_small_numbers:
+                disclose(computed, round_count, SUPPRESSION)
             files["outcomes_csv"] = out / "outcomes.csv"
             write_outcomes_csv(computed, files["outcomes_csv"], book.sha256,
                                overall_status(book))
