@@ -156,6 +156,7 @@ class Rulebook:
         """
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {type(as_of).__name__}")
+        _require_record(record)
         if engine == "reference":
             from .engines.reference import assess
 
@@ -170,6 +171,7 @@ class Rulebook:
 
     def may_record(self, record: PatientRecord, code: str, on: dt.date) -> Any:
         """May ``code`` be recorded for this person on ``on``? (see :meth:`Pathway.may_record`)."""
+        _require_record(record)
         return self.pathway.may_record(pathway_events(self.pathway, record), code, on,
                                        record.date_of_death)
 
@@ -877,3 +879,14 @@ def _check_output(model: RulesetFile, key: str, value: Any, codelists: CodelistS
                          label)
     elif not isinstance(value, str):
         problems.add(loc, f"output {key!r} is text; got {value!r}", label)
+
+
+def _require_record(record: object) -> None:
+    """A :class:`RecordError` (not an AttributeError deep inside) for a record of another type."""
+    from .record import PatientRecord
+
+    if not isinstance(record, PatientRecord):
+        from .errors import RecordError
+
+        raise RecordError(None, "(record)", f"expected a PatientRecord, got "
+                          f"{type(record).__name__} (build one with PatientRecord.from_dict)")

@@ -203,7 +203,7 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                 f'<p class="meta">As of <b>{_e(run.as_of.isoformat())}</b> · data '
                 f"<code>{_e(run.data_dir)}</code> · rulebook <b>{_e(book.id)} "
                 f"{_e(book.version)}</b> · sha256 <code>{_e(book.sha256)}</code> · int-rules "
-                f"{_e(__version__)}</p>")
+                f"{_e(__version__)} · run <code>{_e(summary.get('run_id', ''))}</code></p>")
     if drafts:
         body.append(f'<div class="banner"><b>Draft rules.</b> Not yet approved by clinical '
                     f"safety review: {_e(', '.join(drafts))}. Use these figures to check the "

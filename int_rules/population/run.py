@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .dashboard import (
+    Dashboard,
     DashboardTable,
     compute_dashboard,
     load_dashboard,
@@ -28,6 +29,8 @@ from .engine import (
     write_outputs,
 )
 from .report import write_report
+from .staging import OutputError, Staging, run_id_for
+from .tables import discover
 
 if TYPE_CHECKING:
     from ..rulebook import Rulebook
@@ -59,6 +62,7 @@ def population_report(
     threads: int | None = None,
     memory_limit: str | None = None,
     pathway_mode: str = "signatures",
+    run_id: str | None = None,
 ) -> ReportResult:
     """Run the population and write every output into ``out_dir``:
 
@@ -66,9 +70,19 @@ def population_report(
     row per data-quality finding), ``rejects.csv`` (every rejected row and patient),
     ``dashboard.csv`` (per neighbourhood), ``report.html`` (self-contained), ``run_summary.json``
     (counts, provenance, timings) and, with ``with_facts``, ``facts.parquet`` (every fact value).
+
+    All or nothing: the files are written into a staging folder and moved into ``out_dir``
+    only when every one is written (see :mod:`.staging`); a failed or interrupted run leaves
+    ``out_dir`` as it was. Every file carries ``run_id`` (by default derived from the rulebook's
+    sha256, ``as_of`` and the input files, so the same inputs give the same bytes), the as-of
+    date and the rulebook's sha256.
     """
     say = progress or (lambda _m, _f: None)
-    out = Path(out_dir)
+    final = Path(out_dir)
+    if run_id is None:
+        found, _notes = discover(Path(data_dir))
+        run_id = run_id_for([book.sha256, as_of.isoformat()],
+                            [tf.path for tfs in found.values() for tf in tfs])
     dashboard = load_dashboard(book, as_of)
     keep: Sequence[str] = dashboard.facts if dashboard is not None else ()
     findings = ({rid: dashboard.definition.findings.severity_by_output
@@ -87,31 +101,49 @@ def population_report(
         t = now
 
     try:
-        say("writing results", 0.85)
-        files = write_outputs(run, out, with_facts=with_facts)
-        lap("write_results")
-        table: DashboardTable | None = None
-        if dashboard is not None:
-            say("computing the dashboard", 0.93)
-            table = compute_dashboard(run, dashboard)
-            files["dashboard_csv"] = out / "dashboard.csv"
-            write_dashboard_csv(table, files["dashboard_csv"], book.sha256,
-                                overall_status(book), statuses_text(book))
-            lap("dashboard")
-        summary = _summary(run, table)
-        files["run_summary_json"] = out / "run_summary.json"
-        files["report_html"] = out / "report.html"
-        summary["files"] = {k: v.name for k, v in files.items()}
-        say("writing the report", 0.97)
-        write_report(run, table, files["report_html"], files, summary)
-        lap("report")
-        summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-        files["run_summary_json"].write_text(json.dumps(summary, indent=2, default=str) + "\n",
-                                             encoding="utf-8")
-        say("done", 1.0)
-        return ReportResult(out, files, summary)
+        with Staging(final, run_id) as stage:
+            result = _write_all(run, stage, dashboard=dashboard, with_facts=with_facts,
+                                run_id=run_id, timings=timings, lap=lap, say=say)
+        return result
+    except OSError as exc:
+        raise OutputError(f"cannot write the outputs into '{final}': "
+                          f"{exc.strerror or exc}") from None
     finally:
         run.close()
+
+
+def _write_all(run: PopulationRun, stage: Staging, *, dashboard: Dashboard | None, with_facts: bool,
+               run_id: str, timings: dict[str, float], lap: Callable[[str], None],
+               say: Callable[[str, float], None]) -> ReportResult:
+    """Every output of ``run`` into the staging folder, then moved into place."""
+    book = run.book
+    out = stage.dir
+    say("writing results", 0.85)
+    files = write_outputs(run, out, with_facts=with_facts, run_id=run_id)
+    lap("write_results")
+    table: DashboardTable | None = None
+    if dashboard is not None:
+        say("computing the dashboard", 0.93)
+        table = compute_dashboard(run, dashboard)
+        files["dashboard_csv"] = out / "dashboard.csv"
+        write_dashboard_csv(table, files["dashboard_csv"], book.sha256,
+                            overall_status(book), statuses_text(book))
+        lap("dashboard")
+    summary = _summary(run, table)
+    summary["run_id"] = run_id
+    files["run_summary_json"] = out / "run_summary.json"
+    files["report_html"] = out / "report.html"
+    summary["files"] = {k: v.name for k, v in files.items()}
+    say("writing the report", 0.97)
+    write_report(run, table, files["report_html"], files, summary)
+    lap("report")
+    summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    files["run_summary_json"].write_text(json.dumps(summary, indent=2, default=str) + "\n",
+                                         encoding="utf-8")
+    order = sorted(files, key=lambda k: k == "run_summary_json")
+    moved = stage.commit([files[k].name for k in order])
+    say("done", 1.0)
+    return ReportResult(stage.out_dir, {k: moved[files[k].name] for k in order}, summary)
 
 
 def _summary(run: PopulationRun, table: DashboardTable | None) -> dict[str, Any]:

@@ -28,6 +28,14 @@ import pyarrow as pa
 
 from ..errors import IntRulesError
 from ..snomed import concept_id_problem
+from ..vocabulary import (
+    FALSE_TEXT,
+    GP_SYSTEMS,
+    MAX_NUMBER_TEXT,
+    MONITORING_KINDS,
+    SEXES,
+    TRUE_TEXT,
+)
 from .csvlines import CsvHeaderError, read_blocks, read_header
 
 __all__ = [
@@ -375,8 +383,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-_TRUE = "('true', 't', '1', 'yes', 'y')"
-_FALSE = "('false', 'f', '0', 'no', 'n')"
+def _in_list(values: Sequence[str]) -> str:
+    return "(" + ", ".join(_q(v) for v in values) + ")"
+
+
+# The one input vocabulary (int_rules.vocabulary), as records read it.
+_TRUE = _in_list(TRUE_TEXT)
+_FALSE = _in_list(FALSE_TEXT)
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
@@ -448,7 +461,8 @@ def _typed(col: Column, src_type: str, fast: bool
             extra = "'day'" if fast else f"CASE WHEN length({t}) = 7 THEN 'month' ELSE 'day' END"
         return parse, lambda p: f"CASE WHEN year({p}) BETWEEN 1 AND 9999 THEN {p} END", extra
     if kind == "number":
-        parse = f"CAST({s} AS DOUBLE)" if fast else f"TRY_CAST({t} AS DOUBLE)"
+        parse = (f"CAST({s} AS DOUBLE)" if fast else
+                 f"CASE WHEN length({t}) <= {MAX_NUMBER_TEXT} THEN TRY_CAST({t} AS DOUBLE) END")
         # Records refuse NaN and infinities (engines would disagree on them); so do we.
         return parse, lambda p: f"CASE WHEN isfinite({p}) THEN {p} END", None
     if kind == "bool":
@@ -465,13 +479,13 @@ def _typed(col: Column, src_type: str, fast: bool
         return s, same, None  # as written; each distinct code is checked (and trimmed) in Python
     if kind == "sex":
         return (f"CASE WHEN {t} IS NULL THEN 'unknown' WHEN lower({t}) IN "
-                f"('female', 'male', 'other', 'unknown') THEN lower({t}) END"), same, None
+                f"{_in_list(SEXES)} THEN lower({t}) END"), same, None
     if kind == "gp_system":
-        return (f"CASE lower({t}) WHEN 'emis' THEN 'EMIS' WHEN 'systmone' THEN 'SystmOne' "
-                f"WHEN 's1' THEN 'SystmOne' WHEN 'other' THEN 'other' END"), same, None
+        whens = " ".join(f"WHEN {_q(k)} THEN {_q(v)}" for k, v in GP_SYSTEMS.items())
+        return f"CASE lower({t}) {whens} END", same, None
     if kind == "kind":
-        return (f"CASE WHEN lower({t}) IN ('reading', 'alert') THEN lower({t}) END", same,
-                None)
+        return (f"CASE WHEN lower({t}) IN {_in_list(MONITORING_KINDS)} THEN lower({t}) END",
+                same, None)
     return t, same, None  # id, text
 
 
