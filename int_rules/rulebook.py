@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -411,6 +412,8 @@ def _effective_params(
             if param.provenance == "guidance":
                 problems.add(loc, f"parameter {key} comes from the guidance and cannot be "
                                   "overridden locally", key)
+            elif isinstance(new, float) and not math.isfinite(new):
+                problems.add(loc, f"override of {key} must be a finite number, got {new!r}", key)
             elif type(new) is not type(value) and not (
                 isinstance(new, (int, float)) and isinstance(value, (int, float))
                 and not isinstance(new, bool) and not isinstance(value, bool)
