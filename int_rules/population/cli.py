@@ -153,6 +153,8 @@ def _cmd_population(args: argparse.Namespace) -> int:
         result = population_report(book, args.data_dir, args.as_of, args.out, progress=progress,
                                    with_facts=args.with_facts, threads=args.threads,
                                    memory_limit=args.memory_limit)
+    for warning in result.summary.get("warnings", ()):
+        print(f"int-rules: warning: {warning}", file=sys.stderr)
     _print_report(result, args.quiet)
     if args.fail_on_rejects and result.summary["rejected_rows"]:
         print(f"int-rules: {result.summary['rejected_rows']:,} rows were rejected "

@@ -129,6 +129,7 @@ class PopulationRun:
                        if name in load.present},
             "tables_missing": [t.name for t in TABLES if t.name not in load.present],
             "notes": list(load.notes),
+            "warnings": list(load.warnings),
             "engine": {"pathway_mode": self.pathway_mode,
                        "pathway_signatures": self.pathway_signatures,
                        "distinct_rule_masks": self.rule_masks},

@@ -212,6 +212,8 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
         body.append(f'<p class="small">Dashboard definitions '
                     f"({_e(table.dashboard.file)} {_e(table.dashboard.definition.version)}) are "
                     f"{_e(table.dashboard.definition.status)}.</p>")
+    for warning in summary.get("warnings", ()):
+        body.append(f'<div class="banner"><b>Warning.</b> {_e(warning)}</div>')
     cls = "ok" if pats["all_accounted_for"] else "bad"
     body.append(f'<div class="{cls}"><b>{pats["read"]:,}</b> patients read: '
                 f'<b>{pats["in_results"]:,}</b> assessed, <b>{pats["in_rejects"]:,}</b> in the '

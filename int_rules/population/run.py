@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from .dashboard import (
     Dashboard,
     DashboardTable,
@@ -88,9 +90,15 @@ def population_report(
     findings = ({rid: dashboard.definition.findings.severity_by_output
                  for rid in dashboard.definition.findings.rulesets}
                 if dashboard is not None else {})
-    run = run_population(book, data_dir, as_of, progress=say, threads=threads,
-                         memory_limit=memory_limit, pathway_mode=pathway_mode,
-                         keep_facts=keep, finding_rulesets=findings)
+    try:
+        run = run_population(book, data_dir, as_of, progress=say, threads=threads,
+                             memory_limit=memory_limit, pathway_mode=pathway_mode,
+                             keep_facts=keep, finding_rulesets=findings)
+    except duckdb.OutOfMemoryException as exc:
+        within = f" within the memory limit {memory_limit}" if memory_limit else ""
+        raise OutputError(f"the run ran out of memory{within} ({_first_line(exc)}); give it "
+                          "more memory (--memory-limit) or fewer threads (--threads): not "
+                          "every step can spill to disk") from None
     timings = run.timings
     t = time.perf_counter()
 
@@ -144,6 +152,11 @@ def _write_all(run: PopulationRun, stage: Staging, *, dashboard: Dashboard | Non
     moved = stage.commit([files[k].name for k in order])
     say("done", 1.0)
     return ReportResult(stage.out_dir, {k: moved[files[k].name] for k in order}, summary)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _summary(run: PopulationRun, table: DashboardTable | None) -> dict[str, Any]:

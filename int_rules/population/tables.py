@@ -18,6 +18,7 @@ No clinical logic here: which codes mean what is the rulebook's business.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +209,17 @@ def _stem(path: Path) -> str:
     return name
 
 
+#: Notes that start with this are warnings too (shown on stderr and in the report).
+WARNING_PREFIX = "warning: "
+
+
+def _maybe_misspelt(stem: str, shown: str, known: set[str], notes: list[str]) -> None:
+    close = difflib.get_close_matches(stem.lower(), sorted(known), n=1, cutoff=0.75)
+    if close and close[0] != stem:
+        notes.append(f"{WARNING_PREFIX}'{shown}' looks like a misspelt {close[0]} table and was "
+                     f"not read: if it is meant to be {close[0]}, rename it")
+
+
 def discover(data_dir: Path) -> tuple[dict[str, list[TableFile]], list[str]]:
     """The files of each table in ``data_dir``, and notes about entries that were not read."""
     if not data_dir.exists():
@@ -230,6 +242,7 @@ def discover(data_dir: Path) -> tuple[dict[str, list[TableFile]], list[str]]:
             if entry.name not in known:
                 notes.append(f"folder '{entry.name}/' ignored: not a table name "
                              f"({', '.join(sorted(known))})")
+                _maybe_misspelt(entry.name, entry.name + "/", known, notes)
                 continue
             if entry.name in found:
                 raise PopulationInputError(f"{entry.name}: both a folder and a file in "
@@ -254,6 +267,7 @@ def discover(data_dir: Path) -> tuple[dict[str, list[TableFile]], list[str]]:
         if fmt is None or stem not in known:
             notes.append(f"'{entry.name}' ignored: tables are "
                          f"{', '.join(t.name + '.csv' for t in TABLES)} (or .parquet)")
+            _maybe_misspelt(stem if fmt else entry.stem, entry.name, known, notes)
             continue
         if stem in found:
             raise PopulationInputError(f"{stem}: more than one file or folder for this table in "
@@ -310,6 +324,9 @@ class LoadResult:
     patients_read: int
     patients_accepted: int
     patients_rejected: int
+    #: Things the analyst should see (on stderr and at the top of the report), e.g. a file
+    #: whose name looks like a misspelt optional table, so that table counted as empty.
+    warnings: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[str], None]
@@ -701,8 +718,15 @@ def load_tables(
                          aggregates.get(spec.internal, RowAggregates()), say)
     present = frozenset(found)
     patients_read, patients_accepted, patients_rejected = _patient_counts(con)
-    return LoadResult(stats, notes, present, files, patients_read, patients_accepted,
-                      patients_rejected)
+    warnings = [n.removeprefix(WARNING_PREFIX) for n in notes if n.startswith(WARNING_PREFIX)]
+    for spec in TABLES:
+        if not spec.required and spec.name not in present and any(
+                w.endswith(f"misspelt {spec.name} table and was not read: if it is meant to be "
+                           f"{spec.name}, rename it") for w in warnings):
+            warnings.append(f"no {spec.name} table was read: everyone counts as having no "
+                            f"{spec.name.replace('_', ' ')}")
+    return LoadResult(stats, [n.removeprefix(WARNING_PREFIX) for n in notes], present, files,
+                      patients_read, patients_accepted, patients_rejected, warnings)
 
 
 def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[TableFile],
@@ -811,6 +835,9 @@ def _finish_patients(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableS
         GROUP BY patient_id""")
     n_read, n_ok = (int(x or 0) for x in con.execute(
         "SELECT (SELECT count(*) FROM __pts), (SELECT count(*) FROM pt)").fetchall()[0])
+    if n_read == 0:
+        raise PopulationInputError(f"{', '.join(st.files)}: no rows after the header (the "
+                                   "patients table needs at least one person)")
     st.rows_read += n_read
     st.rows_rejected += n_read - n_ok
     st.rows_accepted = n_ok
