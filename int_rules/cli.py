@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except OSError as exc:
         # A file system problem (disk full, a read-only folder, a missing file): say where.
-        where = f"{exc.filename}: " if exc.filename else ""
+        where = f"{exc.filename}: " if exc.filename else "cannot write the output: "
         if exc.errno == errno.ENOSPC or not exc.filename:
             _quiet_stdout()
         _error(f"{where}{exc.strerror or exc}")
