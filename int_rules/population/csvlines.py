@@ -104,11 +104,13 @@ def split_line(text: str) -> tuple[list[str] | None, str | None]:
 
 
 def read_blocks(path: Path, on_error: Callable[[str], Exception],
-                block_bytes: int = BLOCK_BYTES) -> Iterator[CsvBlock]:
+                block_bytes: int | None = None) -> Iterator[CsvBlock]:
     """The rows of ``path`` after its header, block by block, numbered by line (header = 1).
 
-    ``on_error(message)`` makes the exception raised when the file cannot be read.
+    ``on_error(message)`` makes the exception raised when the file cannot be read; blocks are
+    about ``block_bytes`` long (default :data:`BLOCK_BYTES`).
     """
+    block_bytes = block_bytes or BLOCK_BYTES
     try:
         fh = _open(path)
     except OSError as exc:

@@ -143,7 +143,8 @@ def _write_all(run: PopulationRun, stage: Staging, *, dashboard: Dashboard | Non
     files["report_html"] = out / "report.html"
     summary["files"] = {k: v.name for k, v in files.items()}
     say("writing the report", 0.97)
-    write_report(run, table, files["report_html"], files, summary)
+    final = {k: stage.out_dir / v.name for k, v in files.items()}  # where they will be
+    write_report(run, table, files["report_html"], final, summary)
     lap("report")
     summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
     files["run_summary_json"].write_text(json.dumps(summary, indent=2, default=str) + "\n",
