@@ -18,6 +18,7 @@ from .errors import IntRulesError
 from .facts import EvidenceItem, FactValue
 from .language.plain import describe_condition, format_value
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
+from .review.approvals import status_of
 
 if TYPE_CHECKING:
     from .pathway import PathwayResult
@@ -139,11 +140,11 @@ class Assessment:
             "version": book.version,
             "sha256": book.sha256,
             "rulesets": [
-                {"id": rs.id, "version": rs.definition.version, "status": rs.definition.status}
+                {"id": rs.id, "version": rs.definition.version, "status": status_of(book, rs.id)}
                 for rs in book.rulesets
             ],
             "pathway": {"id": book.pathway.id, "version": book.pathway.version,
-                        "status": book.pathway.status},
+                        "status": status_of(book, "pathway")},
             "overrides": dict(sorted(book.overrides.items())),
         }
 
@@ -272,7 +273,7 @@ class Assessment:
         for rs in book.rulesets:
             d = rs.definition
             lines.append("")
-            lines.append(f"{d.title} [{rs.id} {d.version}, {d.status}, "
+            lines.append(f"{d.title} [{rs.id} {d.version}, {status_of(book, rs.id)}, "
                          f"hit policy {d.hit_policy}]")
             fired = [r for r in self.fired if r.ruleset == rs.id]
             if not fired:

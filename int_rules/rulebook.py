@@ -125,6 +125,8 @@ class Rulebook:
     may_record_codes: frozenset[str]
     #: (name, evaluate) for every fact in dependency order: the evaluator's loop.
     fact_plan: tuple[tuple[str, Any], ...]
+    #: Approval records, content hashes and the status results report (review/approvals.py).
+    approvals: Any = None
 
     @property
     def id(self) -> str:
@@ -347,7 +349,9 @@ def load(
     for key in sorted(override_values):
         digest.update(f"override {key}={override_values[key]!r}\n".encode())
 
-    return Rulebook(
+    from .review.approvals import attach_approvals
+
+    return attach_approvals(Rulebook(
         manifest=manifest,
         directory=base,
         facts_file=facts_file,
@@ -364,7 +368,7 @@ def load(
             code for f in facts.values() if f.may_record for code in f.may_record
         ),
         fact_plan=tuple((name, facts[name].evaluate) for name in order),
-    )
+    ))
 
 
 def _load_overrides(

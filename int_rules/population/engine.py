@@ -36,6 +36,8 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import IntRulesError
+from ..review.approvals import overall_status as least_approved
+from ..review.approvals import status_of
 from .csvsafe import safe_csv_select
 from .sql import CompiledPopulation, FactPlan, RulesetPlan, compile_rulebook, fact_column, literal
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
@@ -149,28 +151,25 @@ def provenance(book: Rulebook) -> dict[str, Any]:
         "version": book.version,
         "sha256": book.sha256,
         "rulesets": [{"id": rs.id, "version": rs.definition.version,
-                      "status": rs.definition.status} for rs in book.rulesets],
+                      "status": status_of(book, rs.id)} for rs in book.rulesets],
         "pathway": {"id": book.pathway.id, "version": book.pathway.version,
-                    "status": book.pathway.status},
+                    "status": status_of(book, "pathway")},
         "overrides": dict(sorted(book.overrides.items())),
     }
 
 
 def statuses_text(book: Rulebook) -> str:
     """``identification 0.1.0 draft; ...``: every ruleset's version and status in one cell."""
-    parts = [f"{rs.id} {rs.definition.version} {rs.definition.status}" for rs in book.rulesets]
-    parts.append(f"pathway {book.pathway.version} {book.pathway.status}")
+    parts = [f"{rs.id} {rs.definition.version} {status_of(book, rs.id)}" for rs in book.rulesets]
+    parts.append(f"pathway {book.pathway.version} {status_of(book, 'pathway')}")
     return "; ".join(parts)
 
 
 def overall_status(book: Rulebook) -> str:
-    """The least approved status of any ruleset or the pathway: ``draft`` if any is a draft,
-    else ``retired`` if any is retired, else ``approved`` (one word for every output row)."""
-    found = {rs.definition.status for rs in book.rulesets} | {book.pathway.status}
-    for status in ("draft", "retired"):
-        if status in found:
-            return status
-    return "approved"
+    """The least approved status of any ruleset or the pathway (one word for every output row):
+    ``changed since approval``, then ``draft``, then ``retired``, else ``approved``."""
+    return least_approved(status_of(book, t) for t in (*(rs.id for rs in book.rulesets),
+                                                       "pathway"))
 
 
 def output_column(ruleset: str, output: str) -> str:

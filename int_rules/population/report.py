@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..language.plain import format_value
+from ..review.approvals import dashboard_status
 from .dashboard import (
     ALL_NEIGHBOURHOODS,
     DashboardTable,
@@ -208,10 +209,12 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
         body.append(f'<div class="banner"><b>Draft rules.</b> Not yet approved by clinical '
                     f"safety review: {_e(', '.join(drafts))}. Use these figures to check the "
                     "coding and the rules, not to make decisions about people.</div>")
-    if table is not None and table.dashboard.definition.status != "approved":
+    dashboard_state = (dashboard_status(book, table.dashboard.definition)
+                       if table is not None else None)
+    if table is not None and dashboard_state != "approved":
         body.append(f'<p class="small">Dashboard definitions '
                     f"({_e(table.dashboard.file)} {_e(table.dashboard.definition.version)}) are "
-                    f"{_e(table.dashboard.definition.status)}.</p>")
+                    f"{_e(dashboard_state)}.</p>")
     for warning in summary.get("warnings", ()):
         body.append(f'<div class="banner"><b>Warning.</b> {_e(warning)}</div>')
     cls = "ok" if pats["all_accounted_for"] else "bad"

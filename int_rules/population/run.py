@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from ..review.approvals import dashboard_status
 from .dashboard import (
     Dashboard,
     DashboardTable,
@@ -135,7 +136,8 @@ def _write_all(run: PopulationRun, stage: Staging, *, dashboard: Dashboard | Non
         table = compute_dashboard(run, dashboard)
         files["dashboard_csv"] = out / "dashboard.csv"
         write_dashboard_csv(table, files["dashboard_csv"], book.sha256,
-                            overall_status(book), statuses_text(book))
+                            overall_status(book), statuses_text(book), run_id=run_id,
+                            as_of=run.as_of.isoformat())
         lap("dashboard")
     summary = _summary(run, table)
     summary["run_id"] = run_id
@@ -165,7 +167,7 @@ def _summary(run: PopulationRun, table: DashboardTable | None) -> dict[str, Any]
     if table is not None:
         d = table.dashboard
         data["dashboard"] = {"file": d.file, "version": d.definition.version,
-                             "status": d.definition.status, "sha256": d.sha256,
+                             "status": dashboard_status(run.book, d.definition), "sha256": d.sha256,
                              "not_available": dict(unavailable(d))}
     findings = run.con.sql("SELECT count(*) FROM findings").fetchall()[0][0]
     rejects = run.con.sql("SELECT count(*) FROM rejects_out").fetchall()[0][0]
