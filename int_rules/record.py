@@ -31,6 +31,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from .errors import RecordError, RecordErrors
 from .snomed import SnomedConceptId
 from .vocabulary import (
+    MAX_ID_LENGTH,
     parse_bool,
     parse_date,
     parse_gp_system,
@@ -161,7 +162,7 @@ class PatientRecord(BaseModel):
 
     model_config = _FROZEN
 
-    patient_id: str = Field(min_length=1)
+    patient_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     date_of_birth: _Date
     birth_precision: Literal["day", "month"] = "day"
     sex: _Sex = "unknown"

@@ -12,7 +12,8 @@ Written once and used by both readers (:mod:`int_rules.record` and
   :data:`TRUE_TEXT` / :data:`FALSE_TEXT` (any case).
 * **sex**: :data:`SEXES` (any case); **GP system**: :data:`GP_SYSTEMS` (any case, ``S1`` for
   SystmOne); **monitoring kind**: :data:`MONITORING_KINDS` (any case).
-* **text** is trimmed of surrounding white space; empty text is "not recorded".
+* **text** is trimmed of surrounding white space; empty text is "not recorded". A patient id
+  is at most :data:`MAX_ID_LENGTH` characters.
 
 Each ``parse_*`` function returns the value or raises :class:`ValueError` with a message that
 says what was expected.
@@ -28,6 +29,7 @@ from typing import Any
 __all__ = [
     "FALSE_TEXT",
     "GP_SYSTEMS",
+    "MAX_ID_LENGTH",
     "MAX_NUMBER_TEXT",
     "MONITORING_KINDS",
     "SEXES",
@@ -47,6 +49,9 @@ MONITORING_KINDS = ("reading", "alert")
 #: Lower-cased text -> the GP system it names.
 GP_SYSTEMS = {"emis": "EMIS", "systmone": "SystmOne", "s1": "SystmOne", "other": "other"}
 MAX_NUMBER_TEXT = 50
+#: A patient id is at most this many characters (pseudonyms and NHS numbers are far shorter;
+#: a longer one is a broken extract, and would be repeated in every message about it).
+MAX_ID_LENGTH = 256
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")

@@ -32,6 +32,7 @@ from ..snomed import concept_id_problem
 from ..vocabulary import (
     FALSE_TEXT,
     GP_SYSTEMS,
+    MAX_ID_LENGTH,
     MAX_NUMBER_TEXT,
     MONITORING_KINDS,
     SEXES,
@@ -540,6 +541,10 @@ def _reason(col: Column, fast: bool) -> tuple[str, str]:
     if col.required:
         parts.append(f"WHEN {raw} IS NULL THEN {_q(col.name + ' is empty')}")
         bad.append(f"{raw} IS NULL")
+    if col.kind == "id":
+        parts.append(f"WHEN length({raw}) > {MAX_ID_LENGTH} THEN {_q(col.name + ' is ')} || "
+                     f"length({raw}) || ' characters long (at most {MAX_ID_LENGTH})'")
+        bad.append(f"COALESCE(length({raw}) > {MAX_ID_LENGTH}, FALSE)")
     if col.kind in _EXPECT:
         parts.append(f"WHEN {raw} IS NOT NULL AND {v} IS NULL THEN {_q(col.name + ' ')} || "
                      f"'''' || left({shown}, 60) || ''' is not ' || {_q(_EXPECT[col.kind])}")
@@ -848,7 +853,7 @@ def _finish_patients(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableS
     if n_read > n_ok:
         con.execute(f"""
             INSERT INTO rejects SELECT 'patients', CAST(s.seq >> {_ROW_BITS} AS INTEGER),
-                   {_LINE_SQL}, s.patient_id,
+                   {_LINE_SQL}, {_SHOWN_ID},
                    NULLIF(concat_ws('; ', s.reason, CASE WHEN g.n > 1 THEN
                        'patient_id appears ' || g.n || ' times in the patients table' END), '')
             FROM __pts s LEFT JOIN __pdup g USING (patient_id)
@@ -856,6 +861,9 @@ def _finish_patients(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableS
     con.execute("DROP TABLE __pts")
 
 
+#: The patient id as the rejects show it: an over-long one shortened.
+_SHOWN_ID = (f"CASE WHEN length(s.patient_id) > {MAX_ID_LENGTH} THEN left(s.patient_id, 60) || "
+             "'...' ELSE s.patient_id END")
 _ORPHAN = ("CASE WHEN s.patient_id IS NOT NULL AND i.pid IS NULL THEN 'patient_id ''' || "
            "left(s.patient_id, 60) || ''' is not in the patients table' END")
 
@@ -944,7 +952,7 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
         con.execute(f"""
             INSERT INTO rejects
             SELECT {_q(spec.name)}, CAST(s.seq >> {_ROW_BITS} AS INTEGER), {_LINE_SQL},
-                   s.patient_id, NULLIF(concat_ws('; ', {why}, {_ORPHAN}), '')
+                   {_SHOWN_ID}, NULLIF(concat_ws('; ', {why}, {_ORPHAN}), '')
             FROM {src} s {code_join} LEFT JOIN __ids i ON i.patient_id = s.patient_id
             WHERE {row_bad} OR (s.patient_id IS NOT NULL AND i.pid IS NULL)""")
     if n_bad:
