@@ -211,6 +211,8 @@ CASES = [
          r"clinical_events\.csv\.gz: cannot read the file: not a readable gzip file"),
     Case("truncated-gzip", population(_gz(lambda b: b[: len(b) // 2])), 2,
          r"clinical_events\.csv\.gz: cannot read the file: the gzip file ends early"),
+    Case("empty-gzip", population(_gz(lambda _b: gzip.compress(b""))), 2,
+         r"clinical_events\.csv\.gz: cannot read the file: line 1 is empty"),
     Case("duplicate-column", population(events(_duplicate_column)), 2,
          r"clinical_events\.csv: line 1: column 'date' appears more than once"),
     Case("header-only-patients", population(patients(_header_only)), 2,
@@ -454,6 +456,28 @@ def test_a_run_that_stops_writes_nothing(failure: BaseException, base_extract: P
     else:
         assert code == 130 and err == "interrupted\n"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_run_replaces_every_output_of_the_last_one(base_extract: Path, row_run: tuple[Path, str],
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(row_run[0], out)
+    (out / "facts.parquet").write_bytes(b"from an earlier run with --with-facts")
+    (out / ".int-rules-staging-0123456789abcdef").mkdir()  # left by a killed run
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["population", str(base_extract), "--as-of", AS_OF, "--out", str(out),
+                 "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dashboard.csv", "findings.csv", "notes.txt", "rejects.csv", "report.html",
+        "results.csv", "results.parquet", "run_summary.json"]
+    run_id = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))["run_id"]
+    for name in ("results.csv", "findings.csv", "rejects.csv", "dashboard.csv"):
+        with (out / name).open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            assert reader.fieldnames and {"run_id", "as_of", "rulebook_sha256"} <= set(
+                reader.fieldnames), name
+            assert all(row["run_id"] == run_id and row["as_of"] == AS_OF for row in reader)
+    assert run_id in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_stdout_on_a_full_disk_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -75,6 +75,8 @@ def read_header(path: Path) -> list[str]:
             first = fh.readline(1 << 20)
     except (OSError, EOFError, zlib.error) as exc:
         raise CsvHeaderError(_reading_error(exc)) from None
+    if not first.strip():
+        raise CsvHeaderError("line 1 is empty (expected a header row naming the columns)")
     if first.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise CsvHeaderError("line 1: the file is UTF-16; save it as UTF-8")
     if not first.endswith(b"\n") and len(first) >= 1 << 20:
