@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from .bundle import bundle_root
 from .codelists import CodelistSet, load_codelists
 from .conditions import CompiledCondition, ConditionError, compile_condition, facts_read
 from .errors import EngineUnavailableError, Location, RulesetError, RulesetErrors
@@ -54,9 +55,11 @@ from .language.schema import (
 from .language.yamlsrc import load_yaml, locate
 from .pathway import Pathway, load_pathway
 from .record import PatientRecord
+from .results_schema import ParameterValue
 
 if TYPE_CHECKING:
     from .assessment import Assessment
+    from .review.approvals import Approvals
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -66,8 +69,9 @@ ENGINES = ("reference", "durable")
 
 
 def default_rulebook_dir() -> Path:
-    """The bundled ``rulesets/`` directory (beside the ``int_rules`` package in a checkout)."""
-    return Path(__file__).resolve().parent.parent / "rulesets"
+    """The bundled ``rulesets/`` directory (absolute): inside the installed package, or the
+    source tree's ``rulesets/`` (see :mod:`int_rules.bundle`)."""
+    return bundle_root() / "rulesets"
 
 
 # -- compiled structures ----------------------------------------------------------------------
@@ -126,23 +130,27 @@ class Rulebook:
     #: (name, evaluate) for every fact in dependency order: the evaluator's loop.
     fact_plan: tuple[tuple[str, Any], ...]
     #: Approval records, content hashes and the status results report (review/approvals.py).
-    approvals: Any = None
+    approvals: Approvals | None = None
 
     @property
     def id(self) -> str:
+        """The rulebook's id (``rulebook:`` in ``rulebook.yaml``)."""
         return self.manifest.rulebook
 
     @property
     def version(self) -> str:
+        """The rulebook's version (``version:`` in ``rulebook.yaml``)."""
         return self.manifest.version
 
     def ruleset(self, ruleset_id: str) -> CompiledRuleset:
+        """The ruleset with this id; raises ``KeyError`` if there is none."""
         for rs in self.rulesets:
             if rs.id == ruleset_id:
                 return rs
         raise KeyError(ruleset_id)
 
     def rule(self, rule_id: str) -> CompiledRule:
+        """The rule with this id, in any ruleset; raises ``KeyError`` if there is none."""
         for rs in self.rulesets:
             for rule in rs.rules:
                 if rule.id == rule_id:
@@ -154,8 +162,20 @@ class Rulebook:
     ) -> Assessment:
         """Evaluate every fact and rule for ``record`` as of ``as_of``.
 
-        ``engine`` is ``"reference"`` (plain Python, the default) or ``"durable"`` (the same
-        rulebook compiled to durable_rules; needs the ``durable`` extra).
+        Events dated after ``as_of`` are ignored; the clock is never read. ``engine`` is
+        ``"reference"`` (plain Python, the default) or ``"durable"`` (the same rulebook
+        compiled to durable_rules; needs the ``durable`` extra). Pure and thread-safe.
+
+        Returns:
+            Assessment: every ruleset's outputs, the rules that fired, the pathway replay
+                and every fact with its evidence (``to_dict()`` gives stable JSON,
+                ``explain()`` plain English).
+
+        Raises:
+            TypeError: ``as_of`` is not a ``datetime.date`` (a ``datetime`` is refused too).
+            HitPolicyError: two rules of a ``unique`` decision fired for this record.
+            EngineUnavailableError: ``engine`` is unknown, or its optional dependency is
+                missing.
         """
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {type(as_of).__name__}")
@@ -241,19 +261,33 @@ def _is_tag(part: int | str) -> bool:
 
 def load(
     directory: str | Path | None = None,
-    overrides: str | Path | Mapping[str, Any] | None = None,
+    overrides: str | Path | Mapping[str, ParameterValue] | None = None,
 ) -> Rulebook:
     """Load, validate and compile the rulebook in ``directory`` (default: the bundled one).
 
-    ``overrides`` is an INT's parameter file (path) or a mapping ``{"ruleset.param": value}``.
-    Raises :class:`~int_rules.errors.RulesetError` (or ``RulesetErrors``) naming file, line,
-    column and key for every problem.
+    The bundled rulebook is found with :mod:`importlib.resources` wherever int_rules is
+    installed (see :mod:`int_rules.bundle`). ``overrides`` is an INT's parameter file (path) or
+    a mapping ``{"ruleset.param": value}``; only ``local-policy`` and ``assumption``
+    parameters can be overridden.
+
+    Returns:
+        Rulebook: immutable and safe to share between threads; its ``sha256`` names the
+            exact rules, facts, pathway, codelists and overrides it was built from.
+
+    Raises:
+        RulesetError: a problem with the manifest, a ruleset, the facts, the pathway or the
+            overrides, naming file, line, column and key; when there is no rulebook at
+            ``directory``, the message names the full path looked for.
+        RulesetErrors: several such problems, all reported together (a ``RulesetError``).
+        CodelistError: a codelist file that cannot be used (missing, malformed, or not what
+            the manifest's sha256 says).
     """
     base = Path(directory) if directory is not None else default_rulebook_dir()
     manifest_path = base / "rulebook.yaml"
     shown = _display(manifest_path, base)
     if not manifest_path.is_file():
-        raise RulesetError(Location(shown), "no rulebook manifest here (expected rulebook.yaml)")
+        raise RulesetError(Location(shown), "no rulebook manifest here (looked for "
+                                            f"{manifest_path.resolve()})")
     problems = _Problems()
     raw_manifest = load_yaml(manifest_path, shown)
     manifest = _validate(RulebookManifest, raw_manifest, shown, problems)

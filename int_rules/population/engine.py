@@ -39,6 +39,7 @@ from ..errors import IntRulesError
 from ..review.approvals import overall_status as least_approved
 from ..review.approvals import status_of
 from .csvsafe import safe_csv_select
+from .memory import MEMORY_DIR, ArrowStreamExportable, register_tables
 from .sql import CompiledPopulation, FactPlan, RulesetPlan, compile_rulebook, fact_column, literal
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
 
@@ -200,7 +201,7 @@ def connect(threads: int | None = None, memory_limit: str | None = None,
 
 def run_population(
     book: Rulebook,
-    data_dir: str | Path,
+    data_dir: str | Path | Mapping[str, ArrowStreamExportable | pa.Table],
     as_of: dt.date,
     *,
     progress: Progress | None = None,
@@ -212,6 +213,10 @@ def run_population(
     finding_rulesets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> PopulationRun:
     """Assess every patient in ``data_dir`` as of ``as_of`` with ``book``.
+
+    ``data_dir`` is a folder of files, or a mapping of table name to in-memory table (pyarrow
+    Table, pandas or polars DataFrame; see :mod:`.memory`, whose :func:`~.memory.assess_tables`
+    also returns the results as Arrow tables), validated exactly as file rows are.
 
     ``keep_facts`` names facts to keep beside the rule masks in ``__cm`` (column ``f_<name>``),
     for summaries such as the dashboard that would otherwise recompute every fact.
@@ -227,7 +232,7 @@ def run_population(
         raise ValueError(f"pathway_mode must be 'signatures' or 'per_patient', not "
                          f"{pathway_mode!r}")
     say = progress or (lambda _m, _f: None)
-    directory = Path(data_dir)
+    directory = Path(data_dir) if not isinstance(data_dir, Mapping) else MEMORY_DIR
     compiled = compile_rulebook(book, as_of)
     con = connect(threads, memory_limit, temp_directory)
     timings: dict[str, float] = {}
@@ -243,8 +248,9 @@ def run_population(
         info = _pathway_codes(book.pathway)
         _code_tables(con, compiled, info)
         say("reading and checking the tables", 0.0)
+        found = register_tables(con, data_dir) if isinstance(data_dir, Mapping) else None
         loaded = load_tables(con, directory, lambda m: say(m, 0.1), keep_codes="__relevant",
-                             aggregates={"ev": _row_aggregates(compiled)})
+                             aggregates={"ev": _row_aggregates(compiled)}, found=found)
         lap("read_and_validate")
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
                             pathway_mode=pathway_mode)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..guidance_names import guidance_name
 from ..language.plain import format_value
 from ..review.approvals import dashboard_status
 from .dashboard import (
@@ -316,7 +317,8 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
         body.append(_table(["measure", "title", "counts", "guidance", "note"], drows, left=5))
         prow = []
         for name, p in d.definition.parameters.items():
-            src = (f"{p.cite.source}, \u201c{p.cite.section}\u201d: \u201c{p.cite.quote}\u201d"
+            src = (f"{guidance_name(book.manifest.guidance_names, p.cite.source)}, "
+                   f"\u201c{p.cite.section}\u201d: \u201c{p.cite.quote}\u201d"
                    if p.cite else "")
             prow.append([_e(name), _e(format_value(p.value)), _e(p.provenance), _e(p.why),
                          _e(src)])

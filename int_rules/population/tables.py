@@ -185,12 +185,13 @@ _NOT_DATA = frozenset({".json", ".md", ".txt", ".yaml", ".yml"})
 
 @dataclass(frozen=True)
 class TableFile:
-    """One input file of one table."""
+    """One input file of one table (or an in-memory table, see :mod:`.memory`)."""
 
     table: str
     path: Path
     shown: str  # as reported to the user (relative to the data directory)
-    format: Literal["csv", "parquet"]
+    format: Literal["csv", "parquet", "memory"]
+    relation: str | None = None  # "memory": the DuckDB view it is registered as
 
 
 def _format_of(path: Path) -> Literal["csv", "parquet"] | None:
@@ -356,6 +357,10 @@ _CSV_LINES = """(SELECT line, string_split(text, ',') AS __parts,
 def _scan_sql(tf: TableFile, columns: Sequence[str]) -> str:
     """Rows of one file with ``__row`` (line number, or Parquet row number) and ``__line_why``
     (why a CSV line could not be split into the header's cells; NULL when it could)."""
+    if tf.format == "memory":  # numbered like Parquet rows (file_row_number, from 0)
+        assert tf.relation is not None
+        return (f"(SELECT file_row_number + 1 AS __row, NULL::VARCHAR AS __line_why, * "
+                f"FROM {tf.relation})")
     if tf.format == "parquet":
         return (f"(SELECT file_row_number + 1 AS __row, NULL::VARCHAR AS __line_why, * "
                 f"FROM read_parquet({_q(str(tf.path))}, file_row_number=true))")
@@ -370,6 +375,9 @@ def _scan_sql(tf: TableFile, columns: Sequence[str]) -> str:
 
 
 def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, str]]:
+    if tf.format == "memory":
+        rows = con.execute(f"DESCRIBE SELECT * EXCLUDE (file_row_number) FROM {tf.relation}")
+        return [(str(r[0]), str(r[1])) for r in rows.fetchall()]
     try:
         if tf.path.stat().st_size == 0:
             raise PopulationInputError(f"{tf.shown}: the file is empty (expected a header row "
@@ -679,8 +687,10 @@ def load_tables(
     progress: Progress | None = None,
     keep_codes: str | None = None,
     aggregates: Mapping[str, RowAggregates] | None = None,
+    found: Mapping[str, list[TableFile]] | None = None,
 ) -> LoadResult:
-    """Read and validate every table of ``data_dir`` into ``con``.
+    """Read and validate every table of ``data_dir`` (or the tables ``found`` gives, e.g.
+    in-memory ones registered by :func:`.memory.register_tables`) into ``con``.
 
     Patients are read into ``pt`` (accepted patients: pid, patient_id, dob, birth_precision,
     sex, practice, neighbourhood, gp_system, dod, rejected_rows; ``pid`` follows the input
@@ -697,7 +707,7 @@ def load_tables(
     """
     say = progress or (lambda _msg: None)
     aggregates = aggregates or {}
-    found, notes = discover(data_dir)
+    found, notes = discover(data_dir) if found is None else (found, [])
     files: list[TableFile] = []
     stats: dict[str, TableStats] = {}
     con.execute("CREATE OR REPLACE TEMP TABLE rejects (tbl VARCHAR, file_idx INTEGER, "
@@ -749,7 +759,7 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
         con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, "
                     "reason VARCHAR)")
         return
-    if all(tf.format == "parquet" for tf in tfs):
+    if all(tf.format != "csv" for tf in tfs):
         try:
             con.execute(f"CREATE TEMP VIEW {src} AS " + " UNION ALL ".join(
                 f"({sel})" for sel in selects))
@@ -763,7 +773,7 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
     con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, reason VARCHAR)")
     for tf, sel in zip(tfs, selects, strict=True):
         file_idx = files.index(tf)
-        if tf.format == "parquet":
+        if tf.format != "csv":
             try:
                 con.execute(f"INSERT INTO {src} {sel}")
             except duckdb.Error as exc:

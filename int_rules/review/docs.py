@@ -29,6 +29,7 @@ from typing import Any
 
 from ..codelists import Codelist
 from ..errors import IntRulesError
+from ..guidance_names import with_guidance_names
 from ..language.plain import describe_condition, format_value
 from ..language.schema import (
     AllOf,
@@ -594,7 +595,9 @@ def render_reference(book: Rulebook, hazard_log: LoadedHazardLog | None = None
     pages["codelists.md"] = _codelists_page(book)
     if hazard_log is not None:
         pages["hazards.md"] = _hazards_page(book, hazard_log)
-    return {name: text.rstrip("\n") + "\n" for name, text in pages.items()}
+    names = book.manifest.guidance_names
+    return {name: with_guidance_names(names, text).rstrip("\n") + "\n"
+            for name, text in pages.items()}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import IntRulesError
+from ..guidance_names import with_guidance_names
 from ..rulebook import Rulebook
 from .approvals import approval_state, effective_status, status_of
 from .docs import PROVENANCE_WORDS, hazard_rules
@@ -370,4 +371,4 @@ def render_safety_case(book: Rulebook, hazard_log: LoadedHazardLog | None, repor
         out += ["No hazard log was given.", ""]
     out += ["## 5. Evidence", ""]
     out += _evidence(report, test_results, hazard_log)
-    return "\n".join(out).rstrip("\n") + "\n"
+    return with_guidance_names(m.guidance_names, "\n".join(out)).rstrip("\n") + "\n"
