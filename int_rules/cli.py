@@ -153,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecursionError:
         _error("the input is nested too deeply to read")
         return EXIT_BAD_INPUT
+    except OverflowError as exc:
+        # A date computed past the calendar (years 1 to 9999), e.g. from a date at its edge.
+        _error(f"a date falls outside the calendar (years 1 to 9999): {exc}")
+        return EXIT_BAD_INPUT
     except OSError as exc:
         # A file system problem (disk full, a read-only folder, a missing file): say where.
         where = f"{exc.filename}: " if exc.filename else "cannot write the output: "
