@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,7 @@ class Rulebook:
         """
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {type(as_of).__name__}")
+        _require_record(record)
         if engine == "reference":
             from .engines.reference import assess
 
@@ -192,6 +194,7 @@ class Rulebook:
 
     def may_record(self, record: PatientRecord, code: str, on: dt.date) -> Any:
         """May ``code`` be recorded for this person on ``on``? (see :meth:`Pathway.may_record`)."""
+        _require_record(record)
         return self.pathway.may_record(pathway_events(self.pathway, record), code, on,
                                        record.date_of_death)
 
@@ -447,6 +450,8 @@ def _effective_params(
             if param.provenance == "guidance":
                 problems.add(loc, f"parameter {key} comes from the guidance and cannot be "
                                   "overridden locally", key)
+            elif isinstance(new, float) and not math.isfinite(new):
+                problems.add(loc, f"override of {key} must be a finite number, got {new!r}", key)
             elif type(new) is not type(value) and not (
                 isinstance(new, (int, float)) and isinstance(value, (int, float))
                 and not isinstance(new, bool) and not isinstance(value, bool)
@@ -915,3 +920,14 @@ def _check_output(model: RulesetFile, key: str, value: Any, codelists: CodelistS
                          label)
     elif not isinstance(value, str):
         problems.add(loc, f"output {key!r} is text; got {value!r}", label)
+
+
+def _require_record(record: object) -> None:
+    """A :class:`RecordError` (not an AttributeError deep inside) for a record of another type."""
+    from .record import PatientRecord
+
+    if not isinstance(record, PatientRecord):
+        from .errors import RecordError
+
+        raise RecordError(None, "(record)", f"expected a PatientRecord, got "
+                          f"{type(record).__name__} (build one with PatientRecord.from_dict)")

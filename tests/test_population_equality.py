@@ -25,6 +25,7 @@ from tests.population_support import (
     OPTIONAL_TABLES,
     as_read,
     differences,
+    one_line,
     without,
     write_tables,
 )
@@ -45,6 +46,8 @@ def populations(draw: st.DrawFn) -> tuple[dt.date, list[int_rules.PatientRecord]
     records = [draw(patient_records(as_of=as_of, max_events=20)) for _ in range(n)]
     records = [r.model_copy(update={"patient_id": f"P{i:03d}"}) for i, r in enumerate(records)]
     fmt = draw(st.sampled_from(["csv", "parquet"]))
+    if fmt == "csv":
+        records = [one_line(r) for r in records]
     omit = tuple(t for t in OPTIONAL_TABLES if draw(st.integers(0, 3)) == 0)
     return as_of, records, fmt, omit
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,9 +40,11 @@ def _date(text: str) -> dt.date:
 
 def _positive(text: str) -> int:
     try:
-        value = int(text.replace("_", ""))
+        value = int(text.replace("_", "")) if len(text) <= 20 else None
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        value = None
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -53,6 +57,19 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+#: --threads is at most this many per CPU core (DuckDB starts every thread it is given).
+THREADS_PER_CORE = 4
+
+
+def _threads(text: str) -> int:
+    value = _positive(text)
+    most = THREADS_PER_CORE * (os.cpu_count() or 1)
+    if value > most:
+        raise argparse.ArgumentTypeError(f"at most {most} on this machine "
+                                         f"({THREADS_PER_CORE} per CPU core), got {value:,}")
     return value
 
 
@@ -85,6 +102,32 @@ def _progress(quiet: bool, what: str) -> Iterator[Callable[[str, float], None]]:
         yield update
 
 
+@contextmanager
+def _interrupts() -> Iterator[None]:
+    """Ctrl-C (which DuckDB turns into an error inside a query) and SIGTERM become
+    KeyboardInterrupt: the staging folder is removed on the way out, and the CLI prints
+    ``interrupted`` and exits 130."""
+    import duckdb
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous: Any = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    try:
+        yield
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        # DuckDB reports Ctrl-C inside a query as a RuntimeError "Query interrupted".
+        if isinstance(exc, duckdb.InterruptException) or "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def _load_book(args: argparse.Namespace) -> Any:
     from ..rulebook import load
 
@@ -99,8 +142,9 @@ def _rulebook_args(p: argparse.ArgumentParser) -> None:
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=_positive, default=None, metavar="N",
-                   help="DuckDB worker threads (default: one per CPU core)")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
+                   help="DuckDB worker threads (default: one per CPU core; at most "
+                        f"{THREADS_PER_CORE} per core)")
     p.add_argument("--memory-limit", default=None, metavar="SIZE",
                    help="DuckDB memory limit, e.g. 6GB (default: 80%% of RAM); beyond it "
                         "DuckDB spills to a temporary directory")
@@ -127,7 +171,7 @@ def _cmd_population(args: argparse.Namespace) -> int:
     data_dir = args.data_dir
     if args.practices is not None and not args.fhir:
         raise CliInputError("--practices is for a FHIR export: give --fhir too")
-    with _progress(args.quiet, "population") as progress:
+    with _interrupts(), _progress(args.quiet, "population") as progress:
         if args.fhir:
             from ..fhir.bulk import read_fhir_for_population
 
@@ -138,6 +182,8 @@ def _cmd_population(args: argparse.Namespace) -> int:
                                    with_facts=args.with_facts, threads=args.threads,
                                    memory_limit=args.memory_limit,
                                    suppress_small_numbers=args.suppress_small_numbers)
+    for warning in result.summary.get("warnings", ()):
+        print(f"int-rules: warning: {warning}", file=sys.stderr)
     _print_report(result, args.quiet)
     if args.fail_on_rejects and result.summary["rejected_rows"]:
         print(f"int-rules: {result.summary['rejected_rows']:,} rows were rejected "
@@ -438,7 +484,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "docs/fhir.md)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _rulebook_args(p)
-    p.add_argument("--threads", type=_positive, default=None, metavar="N",
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
                    help="DuckDB worker threads (default: one per CPU core)")
     p.add_argument("--enrolment-effect", type=float, default=None, metavar="CHANGE",
                    help="relative change in emergency admissions in the year after joining the "
@@ -461,7 +507,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--quiet", "-q", action="store_true",
                    help="print only where the report is")
     _rulebook_args(p)
-    p.add_argument("--threads", type=_positive, default=None, metavar="N",
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
                    help="DuckDB worker threads (default: one per CPU core)")
     p.set_defaults(func=_cmd_demo)
 

@@ -99,7 +99,11 @@ def data_dictionary(book: Rulebook, wl: Worklists | None) -> list[DictionaryEntr
     out += [DictionaryEntry("rulebook_sha256", "sha256 of the exact rulesets, codelists and "
                             "overrides used", "text", "provenance"),
             DictionaryEntry("rulebook_status", "draft while any ruleset is a draft, else "
-                            "approved", "text", "provenance")]
+                            "approved", "text", "provenance"),
+            DictionaryEntry("run_id", "the run's id: the same inputs, rulebook and as-of date "
+                            "give the same id", "text", "provenance"),
+            DictionaryEntry("as_of", "the date the run assessed every patient as of", "date",
+                            "provenance")]
     return out
 
 
@@ -126,7 +130,7 @@ def results_select(inner: str, book: Rulebook, wl: Worklists | None, text: bool,
             else:
                 expr = f"NULLIF(r.{col}, '')" if text else f"r.{col}[1]"
             replace.append(f"{expr} AS {col}")
-    tail = [c for c in ("rulebook_sha256", "rulebook_status")]
+    tail = ["rulebook_sha256", "rulebook_status", "run_id", "as_of"]
     facts = "".join(f", f.{c.fact}" for c in wl.columns)
     picked = ", ".join(f"{fact_column(c.fact)} AS {c.fact}" for c in wl.columns)
     rep = f" REPLACE ({', '.join(replace)})" if replace else ""

@@ -31,6 +31,7 @@ from ..errors import Location, RulesetError, RulesetErrors
 from ..language.plain import describe_leaf, format_value
 from ..language.schema import Citation, Leaf, Parameter, ParamRef, Scalar
 from ..language.yamlsrc import load_yaml, locate
+from .csvsafe import neutralise
 from .sql import condition_sql, literal
 
 if TYPE_CHECKING:
@@ -601,24 +602,28 @@ def csv_header(table: DashboardTable) -> list[str]:
 
 
 def write_dashboard_csv(table: DashboardTable, path: Path, sha256: str, status: str,
-                        statuses: str) -> None:
+                        statuses: str, *, run_id: str = "", as_of: str = "") -> None:
     """``dashboard.csv``: one row per neighbourhood (and the total), one column per figure,
-    with the rulebook's sha256 and status, every ruleset's version and status, and the
-    dashboard file's own sha256."""
+    with the rulebook's sha256 and status, every ruleset's version and status, the
+    dashboard file's own sha256, the run id and the as-of date. Text cells a spreadsheet would
+    take for a formula are neutralised (see csvsafe)."""
     names = csv_header(table)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([*names, "small_number_suppression", "rulebook_sha256",
-                         "rulebook_status", "ruleset_statuses", "dashboard_sha256"])
+                         "rulebook_status", "ruleset_statuses", "dashboard_sha256", "run_id",
+                         "as_of"])
         for row in table.rows:
             cells = []
             for name in names:
                 value = row.get(name)
                 if isinstance(value, float):
                     value = f"{value:.4f}"
+                elif isinstance(value, str):
+                    value = neutralise(value)
                 cells.append("" if value is None else value)
             writer.writerow([*cells, table.suppression, sha256, status, statuses,
-                             table.dashboard.sha256])
+                             table.dashboard.sha256, run_id, as_of])
 
 
 def describe_expect(measure: Measure) -> str:

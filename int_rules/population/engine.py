@@ -39,6 +39,7 @@ from ..errors import IntRulesError
 from ..review.approvals import overall_status as least_approved
 from ..review.approvals import status_of
 from .columns import results_select
+from .csvsafe import safe_csv_select
 from .memory import MEMORY_DIR, ArrowStreamExportable, register_tables
 from .sql import CompiledPopulation, FactPlan, RulesetPlan, compile_rulebook, fact_column, literal
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
@@ -66,6 +67,10 @@ Progress = Callable[[str, float], None]
 
 _STAND_IN_START = dt.date(2000, 1, 1)
 _MASK_BITS = 62  # rule condition bits per BIGINT column
+#: Output orders over every column, so equal inputs give equal bytes (no ties left to chance).
+FINDINGS_ORDER = ("patient_id, date NULLS FIRST, finding_id, source, code NULLS FIRST, severity, "
+                  "message")
+REJECTS_ORDER = "tbl, file, row NULLS LAST, patient_id NULLS FIRST, reason"
 TEXT_SEPARATOR = "; "
 """How lists are written in CSV cells (and in the ``*_text`` columns)."""
 
@@ -102,10 +107,10 @@ class PopulationRun:
         return _rows(self.con, f"SELECT patient_id, {cols} FROM facts_out ORDER BY pid")
 
     def reject_rows(self) -> list[dict[str, Any]]:
-        return _rows(self.con, "SELECT * FROM rejects_out ORDER BY tbl, file, row, reason")
+        return _rows(self.con, f"SELECT * FROM rejects_out ORDER BY {REJECTS_ORDER}")
 
     def finding_rows(self) -> list[dict[str, Any]]:
-        return _rows(self.con, "SELECT * FROM findings ORDER BY patient_id, date, finding_id")
+        return _rows(self.con, f"SELECT * FROM findings ORDER BY {FINDINGS_ORDER}")
 
     def summary(self) -> dict[str, Any]:
         """The run summary: counts read, accepted, rejected; provenance; timings."""
@@ -129,6 +134,7 @@ class PopulationRun:
                        if name in load.present},
             "tables_missing": [t.name for t in TABLES if t.name not in load.present],
             "notes": list(load.notes),
+            "warnings": list(load.warnings),
             "engine": {"pathway_mode": self.pathway_mode,
                        "pathway_signatures": self.pathway_signatures,
                        "distinct_rule_masks": self.rule_masks},
@@ -909,12 +915,14 @@ def records_from_tables(con: duckdb.DuckDBPyConnection,
 
 
 def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
-                  worklists: Worklists | None = None) -> dict[str, Path]:
+                  worklists: Worklists | None = None, run_id: str = "") -> dict[str, Path]:
     """Write results (Parquet and CSV), findings and rejects (CSV) and, ``with_facts``, every
     fact value (Parquet) into ``out_dir``. Returns the paths written, by name. Every file
     carries the rulebook's sha256 and status: Parquet in its key-value metadata with every
     ruleset's version and status; CSV in the columns ``rulebook_sha256`` and ``rulebook_status``
-    (``draft`` while any ruleset is a draft; the sha256 names the exact versions)."""
+    (``draft`` while any ruleset is a draft; the sha256 names the exact versions), with the
+    ``run_id`` and ``as_of`` date (Parquet: metadata keys ``run_id`` and ``as_of``). CSV text
+    cells that a spreadsheet would take for a formula are neutralised (see csvsafe)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -922,7 +930,8 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
                                    f"{exc.strerror}") from None
     con = run.con
     prov = provenance(run.book)
-    meta = {"int_rules_provenance": json.dumps(prov), "as_of": run.as_of.isoformat()}
+    meta = {"int_rules_provenance": json.dumps(prov), "as_of": run.as_of.isoformat(),
+            "run_id": run_id}
     meta_sql = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in meta.items())
     sha = literal(run.book.sha256)
     paths: dict[str, Path] = {}
@@ -933,6 +942,7 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
             opts = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{meta_sql}}}"
         else:
             opts = "FORMAT csv, HEADER true"
+            sql = safe_csv_select(con, sql)
         try:
             con.execute(f"COPY ({sql}) TO {literal(str(path))} ({opts})")
         except duckdb.Error as exc:
@@ -941,7 +951,9 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
 
     # In input order: __res is sorted and read by a scan; the lists are looked up by index.
     status = literal(overall_status(run.book))
-    extra = f", {sha} AS rulebook_sha256, {status} AS rulebook_status"
+    stamp = (f"{sha} AS rulebook_sha256, {status} AS rulebook_status, {literal(run_id)} AS "
+             f"run_id, DATE {literal(run.as_of.isoformat())} AS as_of")
+    extra = f", {stamp}"
     # Single-valued outputs as scalars, and the worklists' fact columns (see .columns).
     copy("results_parquet", results_select(_results_sql(run.compiled, False, extra, False),
                                            run.book, worklists, False), "results.parquet")
@@ -951,9 +963,8 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
         copy("facts_parquet", f"SELECT patient_id, {fact_cols} FROM facts_out ORDER BY pid",
              "facts.parquet")
-    copy("findings_csv", f"SELECT *, {sha} AS rulebook_sha256, {status} AS rulebook_status "
-                         "FROM findings ORDER BY patient_id, date, finding_id", "findings.csv")
-    copy("rejects_csv", f"SELECT tbl AS \"table\", file, row, patient_id, reason, "
-                        f"{sha} AS rulebook_sha256, {status} AS rulebook_status FROM rejects_out "
-                        "ORDER BY tbl, file, row", "rejects.csv")
+    copy("findings_csv", f"SELECT *, {stamp} FROM findings ORDER BY {FINDINGS_ORDER}",
+         "findings.csv")
+    copy("rejects_csv", f"SELECT tbl AS \"table\", file, row, patient_id, reason, {stamp} "
+                        f"FROM rejects_out ORDER BY {REJECTS_ORDER}", "rejects.csv")
     return paths

@@ -993,13 +993,16 @@ CSV_COLUMNS = (
 file's sha256)."""
 
 
-def write_outcomes_csv(table: OutcomesTable, path: Path, sha256: str, status: str) -> None:
+def write_outcomes_csv(table: OutcomesTable, path: Path, sha256: str, status: str, *,
+                       run_id: str = "") -> None:
     """``outcomes.csv``: one row per indicator and neighbourhood (and the ICS); rates per
     person-year, the difference in differences and its interval, counts, and for an indicator
-    a GP extract cannot measure, what it would need."""
+    a GP extract cannot measure, what it would need; then the run id, the as-of date, the
+    rulebook's sha256 and status, and the outcomes file's sha256."""
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow([*CSV_COLUMNS, "rulebook_sha256", "rulebook_status", "outcomes_sha256"])
+        writer.writerow([*CSV_COLUMNS, "run_id", "as_of", "rulebook_sha256", "rulebook_status",
+                         "outcomes_sha256"])
         for row in table.rows:
             cells = []
             for name in CSV_COLUMNS:
@@ -1007,7 +1010,8 @@ def write_outcomes_csv(table: OutcomesTable, path: Path, sha256: str, status: st
                 if isinstance(value, float):
                     value = f"{value:.4f}"
                 cells.append("" if value is None else value)
-            writer.writerow([*cells, sha256, status, table.outcomes.sha256])
+            writer.writerow([*cells, run_id, table.as_of.isoformat(), sha256, status,
+                             table.outcomes.sha256])
 
 
 _ARROW = {"down": "\u2193 a fall", "up": "\u2191 a rise"}

@@ -345,7 +345,7 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                 f'<p class="meta">As of <b>{_e(run.as_of.isoformat())}</b> · data '
                 f"<code>{_e(run.data_dir)}</code> · rulebook <b>{_e(book.id)} "
                 f"{_e(book.version)}</b> · sha256 <code>{_e(book.sha256)}</code> · int-rules "
-                f"{_e(__version__)}</p>")
+                f"{_e(__version__)} · run <code>{_e(summary.get('run_id', ''))}</code></p>")
     if scale is not None:
         body.append(_synthetic_banner(scale))
     suppression = summary.get("small_number_suppression", "off")
@@ -364,6 +364,8 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
         body.append(f'<p class="small">Dashboard definitions '
                     f"({_e(table.dashboard.file)} {_e(table.dashboard.definition.version)}) are "
                     f"{_e(dashboard_state)}.</p>")
+    for warning in summary.get("warnings", ()):
+        body.append(f'<div class="banner"><b>Warning.</b> {_e(warning)}</div>')
     cls = "ok" if pats["all_accounted_for"] else "bad"
     body.append(f'<div class="{cls}"><b>{pats["read"]:,}</b> patients read: '
                 f'<b>{pats["in_results"]:,}</b> assessed, <b>{pats["in_rejects"]:,}</b> in the '
