@@ -1045,7 +1045,8 @@ def forest_svg(labels: Sequence[str], points: Sequence[tuple[float, float, float
 
     good = (label_w, x(0)) if direction == "down" else (x(0), label_w + plot_w)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 200}" '
-           f'height="{height}" role="img" aria-label="{_e(title)}" font-size="11" '
+           f'height="{height}" viewBox="0 0 {label_w + plot_w + 200} {height}" role="img" '
+           f'aria-label="{_e(title)}" font-size="11" '
            f'font-family="system-ui,Arial,sans-serif">',
            f'<rect x="{good[0]:.1f}" y="{top - 4}" width="{good[1] - good[0]:.1f}" '
            f'height="{row_h * len(labels) + 8}" fill="#e9f6ec"/>',
@@ -1077,7 +1078,8 @@ def _bars_svg(labels: Sequence[str], values: Sequence[float | None], direction: 
     label_w, bar_w, row_h, top = 260, 520, 18, 22
     height = top + row_h * len(labels) + 8
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 80}" '
-           f'height="{height}" role="img" aria-label="{_e(title)}" font-size="11" '
+           f'height="{height}" viewBox="0 0 {label_w + bar_w + 80} {height}" role="img" '
+           f'aria-label="{_e(title)}" font-size="11" '
            f'font-family="system-ui,Arial,sans-serif">',
            f'<text x="{label_w}" y="13" fill="#2e7d32">desired: '
            f'{_e(_ARROW.get(direction, direction))}</text>']
