@@ -8,7 +8,6 @@ far beyond what the bundled rulesets happen to use.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from int_rules import PatientRecord, RulesetError
-from int_rules.conditions import compile_condition
 from int_rules.engines import durable
-from int_rules.errors import Location
 from int_rules.facts import FactType
 from int_rules.language.schema import RulesetFile
-from int_rules.rulebook import CompiledRule, CompiledRuleset, Rulebook
-from tests.bookfactory import CITE, make_book, ruleset
+from int_rules.rulebook import Rulebook
+from tests.bookfactory import CITE, make_book, ruleset, with_ruleset
 from tests.strategies import AS_OF, outcome, patient_records
 
 pytest.importorskip("durable_rules_engine", reason="the durable extra is not installed")
@@ -125,14 +122,7 @@ def book_with_rules(base: Rulebook, whens: list[dict[str, Any]], policy: str,
                              "description": "d"}},
         "rules": rules,
     })
-    types = {name: f.type for name, f in base.facts.items()}
-    compiled = tuple(
-        CompiledRule("gen", rd, compile_condition(rd.when, types, {}), Location("gen.yaml", i))
-        for i, rd in enumerate(definition.rules, start=1)
-    )
-    return dataclasses.replace(
-        base, rulesets=(CompiledRuleset(definition, "gen.yaml", {}, compiled),)
-    )
+    return with_ruleset(base, definition)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
