@@ -140,6 +140,7 @@ def _leaf(leaf: Leaf, types: Mapping[str, ValueType], params: Mapping[str, Any],
         raise ConditionError((*path, op), f"{op} does not take a fact operand")
 
     value = resolve_operand(raw, params, path, op)
+    source = f" (parameter {raw.param})" if isinstance(raw, ParamRef) else ""
 
     if op in ("within_days", "older_than_days"):
         if ftype.kind != "date":
@@ -147,10 +148,10 @@ def _leaf(leaf: Leaf, types: Mapping[str, ValueType], params: Mapping[str, Any],
                                               f"{ftype.describe()}")
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConditionError((*path, op), f"{op} needs a whole number of days >= 0, "
-                                              f"got {value!r}")
+                                              f"got {value!r}{source}")
         if value > MAX_DAYS:
-            raise ConditionError((*path, op), f"{op} of {value} days is longer than the "
-                                              f"calendar (at most {MAX_DAYS} days, "
+            raise ConditionError((*path, op), f"{op} of {value} days{source} is longer than "
+                                              f"the calendar (at most {MAX_DAYS} days, "
                                               "0001-01-01 to 9999-12-31)")
         return n.DaysAgo(name, op, value)  # type: ignore[arg-type]
 

@@ -131,6 +131,8 @@ def resolve_facts(facts_file: FactsFile, raw: Any, file: str, params: Mapping[st
         return ()
     resolved: dict[str, n.Fact] = {}
     for name in order:
+        if any(dep not in resolved for dep in deps[name]):
+            continue  # a fact it reads has a problem, reported there
         fdef = defs[name]
         where = ("facts", name)
         inp = FactInput(name, fdef, params, codelists, pathway,
@@ -219,16 +221,19 @@ def _code_set(value: str | list[str] | None, path: tuple[int | str, ...],
 def _days(value: Any, params: Mapping[str, Any], path: tuple[int | str, ...]) -> int | None:
     if value is None:
         return None
+    source = ""
     if hasattr(value, "param"):
         if value.param not in params:
             raise FactProblem(path, f"unknown parameter {value.param!r} (facts parameters: "
                                     f"{', '.join(sorted(params)) or 'none'})")
+        source = f" (parameter {value.param})"
         value = params[value.param]
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise FactProblem(path, f"within_days must be a whole number of days >= 0, got {value!r}")
+        raise FactProblem(path, f"within_days must be a whole number of days >= 0, got "
+                                f"{value!r}{source}")
     if value > MAX_DAYS:
-        raise FactProblem(path, f"within_days of {value} days is longer than the calendar "
-                                f"(at most {MAX_DAYS} days, 0001-01-01 to 9999-12-31)")
+        raise FactProblem(path, f"within_days of {value} days{source} is longer than the "
+                                f"calendar (at most {MAX_DAYS} days, 0001-01-01 to 9999-12-31)")
     return int(value)
 
 
