@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import IntRulesError
 from .facts import EvidenceItem, FactValue
 from .language.plain import describe_condition, format_value
+from .model.nodes import OutputValue, Scalar, Value
 from .model.semantics import aggregate_outputs, overlap_message, provenance
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
 
@@ -44,7 +45,7 @@ class Outcome:
     ruleset: str
     rule_id: str
     title: str
-    outputs: Mapping[str, Any]
+    outputs: Mapping[str, Scalar]
     provenance: str
     facts: tuple[str, ...]
 
@@ -65,7 +66,7 @@ class Assessment:
     record: PatientRecord
     as_of: dt.date
     engine: str
-    values: Mapping[str, Any]
+    values: Mapping[str, Value]
     evidence: Mapping[str, tuple[EvidenceItem, ...]]
     fired: tuple[CompiledRule, ...]
     pathway: PathwayResult
@@ -107,7 +108,7 @@ class Assessment:
             for rule in self.fired
         )
 
-    def results(self) -> dict[str, dict[str, Any]]:
+    def results(self) -> dict[str, dict[str, OutputValue]]:
         """Each ruleset's outputs: lists under ``collect``, single values otherwise.
 
         Every declared output appears (an empty list, or None, when no rule set it), so the

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .model.nodes import ValueType, Window
+from .model.nodes import Value, ValueType, Window
 from .model.semantics import age_in_years, day_after, day_before, days_before
 from .model.vocabulary import ATTRIBUTE_TYPES, VALUE_FIELDS, WHERE_FIELDS
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
@@ -54,7 +54,7 @@ class FactValue:
     """A fact's value for one record as of one date, with the record items behind it."""
 
     name: str
-    value: Any
+    value: Value
     evidence: tuple[EvidenceItem, ...] = ()
 
 

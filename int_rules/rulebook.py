@@ -12,13 +12,14 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .codelists import CodelistSet
 from .errors import Location
 from .facts import MatchGroups
 from .language.schema import FactsFile, RulebookManifest, RuleDef, RulesetFile
 from .model import nodes as n
+from .model.nodes import ParamValue
 from .pathway import Pathway, RecordDecision
 from .record import PatientRecord
 
@@ -60,7 +61,7 @@ class CompiledRuleset:
 
     definition: RulesetFile
     file: str
-    params: Mapping[str, Any]
+    params: Mapping[str, ParamValue]
     rules: tuple[CompiledRule, ...]
     decision: n.Decision
 
@@ -87,12 +88,12 @@ class Rulebook:
     facts_file: FactsFile
     facts: Mapping[str, n.Fact]
     fact_order: tuple[str, ...]
-    fact_params: Mapping[str, Any]
+    fact_params: Mapping[str, ParamValue]
     rulesets: tuple[CompiledRuleset, ...]
     codelists: CodelistSet
     pathway: Pathway
     sha256: str
-    overrides: Mapping[str, Any]
+    overrides: Mapping[str, ParamValue]
     model: n.RuleModel
     #: The model compiled for the reference engine (built once, at load).
     reference: ReferencePlan
@@ -160,7 +161,7 @@ def pathway_events(pathway: Pathway, record: PatientRecord) -> list[tuple[dt.dat
 
 def load(
     directory: str | Path | None = None,
-    overrides: str | Path | Mapping[str, Any] | None = None,
+    overrides: str | Path | Mapping[str, ParamValue] | None = None,
 ) -> Rulebook:
     """Load, validate and resolve the rulebook in ``directory`` (default: the bundled one).
 

@@ -425,9 +425,9 @@ def _compare(expect: Expectation, result: Assessment, fired: tuple[str, ...]) ->
         problems.append(f"pathway_state: expected {expect.pathway_state!r}, "
                         f"got {result.pathway.state!r}")
     for name, want in expect.facts.items():
-        got = result.values.get(name)
-        if not _same(want, got):
-            problems.append(f"facts.{name}: expected {_show(want)}, got {_show(got)}")
+        value = result.values.get(name)
+        if not _same(want, value):
+            problems.append(f"facts.{name}: expected {_show(want)}, got {_show(value)}")
     return problems
 
 

@@ -41,6 +41,8 @@ __all__ = [
     "Not",
     "Output",
     "OutputIs",
+    "OutputValue",
+    "ParamValue",
     "PathwayCell",
     "PathwayFact",
     "PathwayFinding",
@@ -51,6 +53,7 @@ __all__ = [
     "Rule",
     "RuleModel",
     "Scalar",
+    "Value",
     "ValueKind",
     "ValueType",
     "Window",
@@ -59,6 +62,12 @@ __all__ = [
 
 ValueKind = Literal["bool", "int", "number", "date", "category", "text"]
 Scalar = bool | int | float | str
+#: A fact's value for one patient (``None``: missing).
+Value = bool | int | float | str | dt.date | None
+#: A parameter's value: one scalar or a list of them.
+ParamValue = Scalar | list[Scalar]
+#: A decision output's value: one scalar (``None``: not set) or, under ``collect``, a list.
+OutputValue = Scalar | list[Scalar] | None
 ItemKind = Literal["exists", "count", "latest_date", "first_date", "latest_value"]
 Source = Literal["events", "admissions", "risk_scores", "monitoring"]
 SpecialWindow = Literal["before_birth", "after_death", "after_as_of"]

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .nodes import Decision, RuleModel
+from .nodes import Decision, OutputValue, RuleModel, Scalar
 
 __all__ = [
     "UniqueOverlap",
@@ -122,21 +122,23 @@ def overlap_message(decision: str, rule_ids: Sequence[str]) -> str:
 
 
 def aggregate_outputs(decision: Decision,
-                      fired: Iterable[Sequence[tuple[str, Any]]]) -> dict[str, Any]:
+                      fired: Iterable[Sequence[tuple[str, Scalar]]]) -> dict[str, OutputValue]:
     """One decision's outputs from the ``then`` of each rule that fired, in order.
 
     Every declared output appears. Under ``collect`` each is a list of the distinct values set,
     in order (empty when none); otherwise the value set, or ``None``.
     """
-    collect = decision.hit_policy == "collect"
-    res: dict[str, Any] = {o.name: ([] if collect else None) for o in decision.outputs}
+    if decision.hit_policy == "collect":
+        lists: dict[str, list[Scalar]] = {o.name: [] for o in decision.outputs}
+        for then in fired:
+            for key, value in then:
+                if value not in lists[key]:
+                    lists[key].append(value)
+        return dict(lists)
+    res: dict[str, OutputValue] = {o.name: None for o in decision.outputs}
     for then in fired:
         for key, value in then:
-            if collect:
-                if value not in res[key]:
-                    res[key].append(value)
-            else:
-                res[key] = value
+            res[key] = value
     return res
 
 
