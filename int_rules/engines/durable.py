@@ -13,8 +13,11 @@ checked against (``tests/test_durable*.py``). How it works, for one record as of
    transition. Same-day conflicts (``same_day`` in the pathway) are a separate ruleset whose
    rules *join* two facts of the same date. The state, history and findings are assembled
    from what the actions recorded.
-2. **Facts** are computed exactly as the reference engine computes them
-   (:func:`int_rules.engines.reference.evaluate_facts`, fed the statechart's pathway result).
+2. **Facts** are computed as the reference engine computes them
+   (:func:`int_rules.engines.reference.evaluate_facts`), fed the statechart's pathway result
+   and its own ``may_record`` decisions (from the pathway table's cells, or a second
+   statechart replay when the code would sit before events already recorded on ``as_of``):
+   the pathway is never replayed in Python for this engine.
 3. **Rules.** Every YAML rule is compiled to a durable_rules rule over one *fact* per record
    that carries the fact values its rules read: dates as whole days from ``as_of``, facts with
    no value as absent fields, ordered categories also as their rank on the scale. Conditions
@@ -73,6 +76,7 @@ this module does about each:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import itertools
@@ -675,8 +679,11 @@ class _CompiledBook:
         chart: dict[str, dict[str, Any]] = {
             _ENTRY: {"begin": {"all": [{"m": {_KIND: _BEGIN}}], "to": table.initial}},
         }
+        #: (state, step) -> the cell: what the step does there (for may_record decisions).
+        self._cells: dict[tuple[str, str], _Cell] = {}
         for pc in table.cells:
             cell = _Cell(pc.state, pc.step, pc.to_state, pc.finding)
+            self._cells[(pc.state, pc.step)] = cell
             chart.setdefault(pc.state, {})[pc.step] = {
                 "all": [{"m": {"$and": [{_KIND: _STEP}, {"step": pc.step}]}}],
                 "to": cell.to_state,
@@ -744,7 +751,9 @@ class _CompiledBook:
         ordered = self._pathway_events(record, as_of)
         with self._lock:
             pathway = self._replay(record.patient_id, ordered, as_of)
-            ctx = evaluate_facts(book, record, as_of, replayed=pathway)
+            allowed = self._allowed(record.patient_id, ordered, as_of, pathway,
+                                    book.may_record_codes)
+            ctx = evaluate_facts(book, record, as_of, replayed=(pathway, allowed))
             fired = self._fire(record, ctx.values, as_of)
         chosen: list[CompiledRule] = []
         for decision in self._decisions:
@@ -773,6 +782,36 @@ class _CompiledBook:
         return [(day, prec, code, steps[i]) for day, prec, code, i in pathway_order(
             ((ev.date, ev.code) for ev in record.events), self._by_code, self._death, as_of,
             record.date_of_death)]
+
+    def _allowed(self, patient_id: str, ordered: list[tuple[dt.date, int, str, str]],
+                 as_of: dt.date, before: PathwayResult, codes: frozenset[str]) -> frozenset[str]:
+        """Which of ``codes`` may be recorded on ``as_of``: recording it would add no finding.
+
+        Decided from the statechart's own replay: when the code would be the last event (the
+        common case) by its cell in the current state and the same-day conflicts with the
+        steps already recorded that day; otherwise (it would sit before events recorded on
+        ``as_of``, by precedence) by replaying the statechart with it and comparing findings.
+        """
+        out = []
+        day_steps = {step for day, _, _, step in ordered if day == as_of}
+        for code in sorted(codes):
+            info = self._by_code.get(code)
+            if info is None:
+                continue
+            prec, index = info
+            step = self._step_ids[index]
+            new = (as_of, prec, code, step)
+            if not ordered or ordered[-1] <= new:
+                cell = self._cells[(before.state, step)]
+                conflict = any(step in (early, late) and ({early, late} - {step}) & day_steps
+                               for early, late, _ in self._same_day)
+                if cell.finding is None and not conflict:
+                    out.append(code)
+                continue
+            after = self._replay(patient_id, sorted([*ordered, new]), as_of)
+            if not collections.Counter(after.findings) - collections.Counter(before.findings):
+                out.append(code)
+        return frozenset(out)
 
     def _session(self) -> _Run:
         run = _Run(str(next(self._sids)))

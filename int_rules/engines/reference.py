@@ -337,18 +337,21 @@ def pathway_events(pathway: Pathway, record: PatientRecord) -> list[tuple[dt.dat
 
 
 def evaluate_facts(book: Rulebook, record: PatientRecord, as_of: dt.date,
-                   replayed: PathwayResult | None = None) -> EvalContext:
+                   replayed: tuple[PathwayResult, frozenset[str]] | None = None) -> EvalContext:
     """Index the record, replay the pathway and compute every fact; return the context.
 
-    ``replayed`` is the pathway result when another engine has replayed the pathway itself
-    (the durable engine's statechart); it replaces this replay's result for the pathway facts.
+    ``replayed`` is the pathway result and the ``may_record`` codes allowed on ``as_of`` when
+    another engine has replayed the pathway itself (the durable engine's statechart); then
+    the pathway is not replayed here.
     """
     plan = book.reference
     ctx = EvalContext.build(record, as_of, plan.match_groups)
-    result, allowed = book.pathway.replay_and_allow(
-        pathway_events(book.pathway, record), as_of, record.date_of_death, plan.may_record_codes)
-    ctx.pathway = replayed if replayed is not None else result
-    ctx.next_codes = allowed
+    if replayed is None:
+        ctx.pathway, ctx.next_codes = book.pathway.replay_and_allow(
+            pathway_events(book.pathway, record), as_of, record.date_of_death,
+            plan.may_record_codes)
+    else:
+        ctx.pathway, ctx.next_codes = replayed
     values = ctx.values
     values["__as_of__"] = as_of
     evidence = ctx.evidence
