@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..assessment import HitPolicyError
 
 if TYPE_CHECKING:
+    from ..population.engine import PopulationRun
     from ..record import PatientRecord
     from ..rulebook import Rulebook
 
@@ -34,6 +35,7 @@ __all__ = [
     "compare_engines",
     "differences",
     "outcomes",
+    "run_outcomes",
     "write_tables",
 ]
 
@@ -101,20 +103,27 @@ def _record(book: Rulebook, record: PatientRecord, as_of: dt.date,
 
 def _population(book: Rulebook, records: Sequence[PatientRecord], as_of: dt.date,
                 workdir: Path) -> dict[str, PatientOutcome]:
-    from ..population.engine import output_column, run_population
+    from ..population.engine import run_population
 
     write_tables(records, workdir)
     run = run_population(book, workdir, as_of)
     try:
-        results = {r["patient_id"]: r for r in run.result_rows()}
-        facts = {r["patient_id"]: r for r in run.fact_rows()}
-        rejects = {r["patient_id"]: r["reason"] for r in run.reject_rows()
-                   if r["tbl"] == "(rules)"}
+        return run_outcomes(book, run, [r.patient_id for r in records])
     finally:
         run.close()
+
+
+def run_outcomes(book: Rulebook, run: PopulationRun,
+                 patient_ids: Sequence[str]) -> dict[str, PatientOutcome]:
+    """The outcomes of a finished population run, for these patients."""
+    from ..population.engine import output_column
+
+    results = {r["patient_id"]: r for r in run.result_rows()}
+    facts = {r["patient_id"]: r for r in run.fact_rows()}
+    rejects = {r["patient_id"]: r["reason"] for r in run.reject_rows()
+               if r["tbl"] == "(rules)"}
     out: dict[str, PatientOutcome] = {}
-    for record in records:
-        pid = record.patient_id
+    for pid in patient_ids:
         if pid in rejects:
             out[pid] = PatientOutcome(pid, overlap=_overlap_of(rejects[pid]))
             continue
