@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import IntRulesError
 from .facts import EvidenceItem, FactValue
+from .guidance_names import guidance_name
 from .language.plain import describe_condition, format_value
 from .model.nodes import OutputValue, Scalar, Value
-from .model.semantics import aggregate_outputs, overlap_message, provenance
+from .model.semantics import aggregate_outputs, overlap_message
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
+from .review.approvals import status_of
 
 if TYPE_CHECKING:
     from .pathway import PathwayResult
@@ -122,7 +124,7 @@ class Assessment:
 
     def provenance(self) -> dict[str, Any]:
         """Which rulebook produced this: id, version, content hash, rulesets and overrides."""
-        return provenance(self.book.model)
+        return self.book.provenance()
 
     def evidence_dict(self, item: EvidenceItem) -> dict[str, Any]:
         """One record item behind a fact, as JSON-ready data (coded events with their term)."""
@@ -249,7 +251,7 @@ class Assessment:
         for rs in book.rulesets:
             d = rs.definition
             lines.append("")
-            lines.append(f"{d.title} [{rs.id} {d.version}, {d.status}, "
+            lines.append(f"{d.title} [{rs.id} {d.version}, {status_of(book, rs.id)}, "
                          f"hit policy {d.hit_policy}]")
             fired = [r for r in self.fired if r.ruleset == rs.id]
             if not fired:
@@ -267,5 +269,6 @@ class Assessment:
                     value = format_value(_iso(self.values[fact]))
                     lines.append(f"      {fact} = {value}{self._evidence_text(fact)}")
                 c = rd.cite
-                lines.append(f"    {rd.provenance}; {c.source}, \"{c.section}\": \"{c.quote}\"")
+                source = guidance_name(self.book.manifest.guidance_names, c.source)
+                lines.append(f"    {rd.provenance}; {source}, \"{c.section}\": \"{c.quote}\"")
         return "\n".join(lines)

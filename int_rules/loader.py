@@ -194,7 +194,9 @@ def load_rulebook(
         overrides=tuple((k, tuple(v) if isinstance(v, list) else v)
                         for k, v in sorted(override_values.items())),
     )
-    return Rulebook(
+    from .review.approvals import attach_approvals
+
+    return attach_approvals(Rulebook(
         manifest=manifest,
         directory=base,
         facts_file=facts_file,
@@ -208,7 +210,7 @@ def load_rulebook(
         overrides=dict(override_values),
         model=rule_model,
         reference=compile_model(rule_model),
-    )
+    ))
 
 
 def _load_overrides(

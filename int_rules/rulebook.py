@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .codelists import CodelistSet
 from .errors import Location
@@ -97,6 +97,8 @@ class Rulebook:
     model: n.RuleModel
     #: The model compiled for the reference engine (built once, at load).
     reference: ReferencePlan
+    #: Approval records, content hashes and the status results report (review/approvals.py).
+    approvals: Any = None
 
     @property
     def id(self) -> str:
@@ -114,6 +116,15 @@ class Rulebook:
     def may_record_codes(self) -> frozenset[str]:
         """The codes ``may_record`` facts ask about (the pathway decides only these per record)."""
         return self.reference.may_record_codes
+
+    def provenance(self) -> dict[str, Any]:
+        """Which rulebook this is: id, version, content hash, each ruleset's and the pathway's
+        version with the status results report (from the approval records), and overrides."""
+        from .model.semantics import provenance
+        from .review.approvals import status_of
+
+        targets = [*(rs.id for rs in self.rulesets), "pathway"]
+        return provenance(self.model, {t: status_of(self, t) for t in targets})
 
     def ruleset(self, ruleset_id: str) -> CompiledRuleset:
         for rs in self.rulesets:

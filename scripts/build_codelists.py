@@ -159,6 +159,10 @@ def empty(id: str, title: str, ref: str, what: str, extra: str = "") -> Spec:
     )
 
 
+# The Version 2 heading under which the CGA code and the assessment bundle are printed.
+ASSESS = "Understand Needs – Initial Assessments and Information Gathering"
+ASSESS_REF = f'{GUIDE_V2} "{ASSESS}"'
+
 V1 = "Version 1 (2024)"
 V2 = "Version 2 (December 2025)"
 
@@ -200,7 +204,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     pathway(
         "cga", "Subject of Comprehensive Geriatric Assessment",
-        "836131000000104", GUIDE_V2, "Build the plan",
+        "836131000000104", GUIDE_V2, ASSESS,
         "Holistic assessment recorded using the BGS Comprehensive Geriatric Assessment "
         "toolkit.", V2,
     ),
@@ -583,13 +587,20 @@ SPECS: tuple[Spec, ...] = (
                     "1325201000000105", "1325271000000102"),),
     ),
     Spec(
-        id="telehealth_declined", title="Telehealth monitoring declined or not appropriate",
+        id="telehealth_declined", title="Telehealth monitoring declined",
         kind="opencodelists", ref="opensafely/pulse-oximetry", version="72ce1380",
         url=OCL + "opensafely/pulse-oximetry/72ce1380/",
-        description="Telehealth monitoring was declined by the person or judged not "
-        "appropriate.",
-        takes=(some(OS + "opensafely-pulse-oximetry.csv",
-                    "1325241000000108", "1325221000000101"),),
+        description="The person declined telehealth monitoring (their wish). A clinician's "
+        "judgement that monitoring is not appropriate is telehealth_not_appropriate.",
+        takes=(some(OS + "opensafely-pulse-oximetry.csv", "1325241000000108"),),
+    ),
+    Spec(
+        id="telehealth_not_appropriate", title="Telehealth monitoring not appropriate",
+        kind="opencodelists", ref="opensafely/pulse-oximetry", version="72ce1380",
+        url=OCL + "opensafely/pulse-oximetry/72ce1380/",
+        description="A clinician judged telehealth monitoring not appropriate for the person "
+        "(a clinical decision, not the person's wish: see telehealth_declined).",
+        takes=(some(OS + "opensafely-pulse-oximetry.csv", "1325221000000101"),),
     ),
     # ---------------------------------------------------------------- events
     Spec(
@@ -631,24 +642,47 @@ SPECS: tuple[Spec, ...] = (
         takes=(concepts("445455005"),),
     ),
     empty("loneliness_assessment", "Loneliness assessment (UCLA 3-item)",
-          f'{GUIDE_V2} "Build the plan"',
+          ASSESS_REF,
           "A UCLA 3-item loneliness scale assessment.",
           "267076002 'Feeling lonely' is a finding, not an assessment, and is deliberately "
           "not used."),
-    empty("memory_assessment", "Memory assessment (6CIT)", f'{GUIDE_V2} "Build the plan"',
+    empty("memory_assessment", "Memory assessment (6CIT)", ASSESS_REF,
           "A 6-item Cognitive Impairment Test (6CIT) assessment."),
     empty("falls_risk_assessment", "Falls risk assessment (FRAT)",
-          f'{GUIDE_V2} "Build the plan"',
+          ASSESS_REF,
           "A falls risk assessment (FRAT).",
           "The UKPC refset 'falls risk assessment' (^999022451000230104) exists but its "
           "members were not available."),
     empty("anticholinergic_burden", "Anticholinergic burden score",
-          f'{GUIDE_V2} "Build the plan"', "An anticholinergic burden score."),
+          ASSESS_REF, "An anticholinergic burden score."),
     empty("named_lead_professional", "Named lead professional agreed",
           f'{GUIDE_V2} "Build the plan"',
           "The person's named lead professional was agreed and recorded."),
     empty("review_date_set", "Review date set", f'{GUIDE_V2} "Review and Improve the Plan"',
           "A date for the next review of the agreed plan was set."),
+    empty("phq2_score", "Depression screening (PHQ-2)",
+          ASSESS_REF,
+          "A PHQ-2 depression screen (the guidance allows \"PHQ2 or PHQ9\"). Read together "
+          "with mood_assessment (PHQ-9)."),
+    empty("gad2_score", "Anxiety screening (GAD-2)",
+          ASSESS_REF,
+          "A GAD-2 anxiety screen (the guidance allows \"GAD-2 or GAD-7\"). Read together "
+          "with anxiety_assessment (GAD-7)."),
+    empty("care_plan_shared", "Care and support plan shared",
+          f'{GUIDE_V2} "Outputs"',
+          "The agreed Care and Support Plan was shared with the services and specialties "
+          "supporting the person's care (Version 2 prints **sharing** in bold)."),
+    empty("consent_to_share_plan", "Consent to share the agreed plan",
+          f'{GUIDE_V2} "Information sharing"',
+          "The person consented to share the agreed Plan with system partners and services "
+          "directly involved in their care."),
+    empty("advanced_disease", "Advanced disease (local definition)",
+          f'{GUIDE_V1} "Outline"',
+          "A code the INT counts as advanced disease (Version 1's cohort is \"people with "
+          "frailty, advanced disease and on the end of life register\"). The guidance names no "
+          "condition, stage or code, so this is a local hook: empty by default, filled by an "
+          "INT that agrees its own definition (for example advanced heart failure, COPD or "
+          "cancer codes from a published codelist)."),
 )
 
 

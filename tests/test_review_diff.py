@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from int_rules.cli import main
-from int_rules.review.diff import diff_rulebooks, diff_specs, render_markdown
+from int_rules.review.diff import diff_rulebooks, diff_specs, only_rewrites, render_markdown
 from int_rules.rulebook import load
 from tests.review_support import (
     add_ruleset,
@@ -71,7 +71,7 @@ def test_rule_changes_are_listed(two: tuple[Path, Path]) -> None:
     assert "# Rulebook changes: `v1` → `v2`" in text
     assert "- rules: 1 added, 1 removed, 1 changed" in text
     assert "### Changed: `TOY-020`" in text
-    assert "| condition | toy_care_home is true | toy_care_home is false |" in text
+    assert "| condition | toy_care_home is ~~true~~ | toy_care_home is **false** |" in text
 
 
 def test_parameter_change_shows_in_the_parameter_and_the_conditions_it_moves(
@@ -166,3 +166,60 @@ def test_git_revisions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "No rule, parameter, fact, pathway or codelist changed." in capsys.readouterr().out
     assert main(["diff", "no-such-rev", "HEAD", "--repo", str(repo)]) == 2
     assert "neither a rulebook directory nor a git revision" in capsys.readouterr().err
+
+
+def test_a_rewrite_with_the_same_meaning_is_reported_as_a_rewrite(two: tuple[Path, Path]
+                                                                   ) -> None:
+    old, new = two
+    cond = {"all": [{"fact": "toy_age", "at_least": 70}, {"fact": "toy_care_home", "equals": True},
+                    {"fact": "toy_frailty", "in": ["severe", "moderate"]}]}
+    add_ruleset(old, "para", "collect", [rule("PAR-010", cond, {"level": "a"})])
+    regrouped = {"all": [{"all": [{"fact": "toy_frailty", "in": ["moderate", "severe"]},
+                                  {"fact": "toy_care_home", "equals": True}]},
+                         {"fact": "toy_age", "at_least": 70}]}
+    add_ruleset(new, "para", "collect", [rule("PAR-010", regrouped, {"level": "a"})])
+    d = diff_rulebooks(load(old), load(new))
+    (c,) = d.of("ruleset para: rules")
+    assert c.kind == "rewritten"
+    text = render_markdown(d)
+    assert "0 changed, 1 rewritten (same meaning)" in text
+    assert "### Rewritten (same meaning): `PAR-010`" in text
+    summary = text[text.index("## Reviewer's summary"):text.index("## Counts")]
+    assert "`PAR-010`" in summary.split("### Rewrites (same meaning)")[1]
+    # the ruleset was added on both sides identically but for the rewrite: only a rewrite
+    assert only_rewrites(d) and "**Only rewrites: every condition means what it meant" in text
+
+
+def test_a_real_change_is_a_change_with_the_words_marked(two: tuple[Path, Path]) -> None:
+    old, new = two
+    edit_yaml(new / "toy.yaml", lambda d: d["rules"][0].update(
+        {"when": {"all": [{"fact": "toy_age", "at_least": {"param": "min_age"}},
+                          {"fact": "toy_care_home", "equals": True}]}}))
+    edit_yaml(old / "toy.yaml", lambda d: d["rules"][0].update(
+        {"when": {"all": [{"fact": "toy_age", "at_least": {"param": "min_age"}},
+                          {"fact": "toy_care_home", "equals": False}]}}))
+    d = diff_rulebooks(load(old), load(new))
+    (c,) = [x for x in d.of("ruleset toy: rules") if x.item == "TOY-010"]
+    assert c.kind == "changed"
+    text = render_markdown(d)
+    (row,) = [line for line in text.splitlines() if line.startswith("| condition |")
+              and "toy_care_home" in line and "~~" in line]
+    assert "~~false~~" in row and "**true**" in row and "toy_age" in row
+
+
+def test_the_reviewers_summary_comes_first(two: tuple[Path, Path], tmp_path: Path) -> None:
+    old, new = two
+    edit_yaml(new / "toy.yaml", lambda d: d["parameters"]["min_age"].update(
+        {"value": 70, "provenance": "local-policy"}))
+    rows = read_rows(tmp_path / "new", "care_home_resident")
+    set_codelist_rows(tmp_path / "new", "care_home_resident", rows[1:])
+    assert main(["approve", "toy", "--by", "Dr A Example", "--role", "CSO", "--date",
+                 "2026-12-01", "--rules", str(new)]) == 0
+    text = render_markdown(diff_rulebooks(load(old), load(new)))
+    summary = text[text.index("## Reviewer's summary"):text.index("## Counts")]
+    assert text.index("## Reviewer's summary") < text.index("## Ruleset toy")
+    assert "| `toy.min_age` | changed | ~~65~~ → **70** | ~~assumption~~ → **local-policy** |" \
+        in summary
+    assert f"- `care_home_resident`: **removed** {rows[0][0]} {rows[0][1]}" in summary
+    assert "| `toy` | status | draft | approved |" in summary
+    assert "| `toy` | approved by | — | Dr A Example (CSO), 2026-12-01 |" in summary

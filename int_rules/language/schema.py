@@ -362,6 +362,11 @@ class RulebookManifest(BaseModel):
     codelists: str
     rulesets: list[str] = Field(min_length=1)
     scenarios: str | None = None
+    guidance_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Guidance file -> the name people read for it (e.g. 'Version 1 (2024)'), "
+        "shown in explanations, the reference, the report and the safety case",
+    )
 
 
 class OverridesFile(BaseModel):

@@ -142,17 +142,20 @@ def aggregate_outputs(decision: Decision,
     return res
 
 
-def provenance(model: RuleModel) -> dict[str, Any]:
+def provenance(model: RuleModel, statuses: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Which rulebook produced a result: id, version, sha256, decision versions and statuses,
-    the pathway's, and the parameter overrides."""
+    the pathway's, and the parameter overrides. ``statuses`` (decision id or ``pathway`` ->
+    status) are the statuses results report when they differ from those declared (e.g. from
+    approval records)."""
+    given = statuses or {}
     return {
         "rulebook": model.rulebook,
         "version": model.version,
         "sha256": model.sha256,
-        "rulesets": [{"id": d.id, "version": d.version, "status": d.status}
+        "rulesets": [{"id": d.id, "version": d.version, "status": given.get(d.id, d.status)}
                      for d in model.decisions],
         "pathway": {"id": model.pathway.id, "version": model.pathway.version,
-                    "status": model.pathway.status},
+                    "status": given.get("pathway", model.pathway.status)},
         "overrides": {k: (list(v) if isinstance(v, tuple) else v)
                       for k, v in sorted(model.overrides)},
     }

@@ -138,6 +138,11 @@ class MeasureDef(BaseModel):
     share: ShareOf | None = None
     expect: Expect | None = None
     note: str | None = None
+    not_countable: str | None = Field(
+        default=None, min_length=1,
+        description="Why a figure the guidance asks for cannot be counted from codes; the "
+        "measure is then listed as not available with this reason, never shown as zero",
+    )
 
 
 class PopulationDef(BaseModel):
@@ -442,6 +447,11 @@ class _Compiler:
 
     def measure(self, m: MeasureDef, path: tuple[int | str, ...], seen: set[str]) -> Measure:
         kinds = [k for k in ("count", "count_each", "share") if getattr(m, k) is not None]
+        if m.not_countable is not None:
+            if kinds:
+                self.problem(path, "a measure that is not_countable has no count, count_each "
+                                   "or share")
+            return Measure(m, "count", (), (), f"not countable: {m.not_countable}", "", None)
         if len(kinds) != 1:
             self.problem(path, "a measure needs exactly one of count, count_each or share")
             return Measure(m, "count", (), (), "invalid", "", None)

@@ -24,7 +24,8 @@ from ..engines import duckdb as engine
 from ..engines.duckdb import TEXT_SEPARATOR, arrow_table, mask_columns, output_column
 from ..engines.sql import CompiledPopulation, age_sql, compile_model, fact_column, literal
 from ..errors import IntRulesError
-from ..model import semantics
+from ..review.approvals import overall_status as least_approved
+from ..review.approvals import status_of
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
 
 if TYPE_CHECKING:
@@ -122,24 +123,21 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
 
 def provenance(book: Rulebook) -> dict[str, Any]:
     """Which rulebook produced the outputs: id, version, sha256, ruleset versions and statuses."""
-    return semantics.provenance(book.model)
+    return book.provenance()
 
 
 def statuses_text(book: Rulebook) -> str:
     """``identification 0.1.0 draft; ...``: every ruleset's version and status in one cell."""
-    parts = [f"{rs.id} {rs.definition.version} {rs.definition.status}" for rs in book.rulesets]
-    parts.append(f"pathway {book.pathway.version} {book.pathway.status}")
+    parts = [f"{rs.id} {rs.definition.version} {status_of(book, rs.id)}" for rs in book.rulesets]
+    parts.append(f"pathway {book.pathway.version} {status_of(book, 'pathway')}")
     return "; ".join(parts)
 
 
 def overall_status(book: Rulebook) -> str:
-    """The least approved status of any ruleset or the pathway: ``draft`` if any is a draft,
-    else ``retired`` if any is retired, else ``approved`` (one word for every output row)."""
-    found = {rs.definition.status for rs in book.rulesets} | {book.pathway.status}
-    for status in ("draft", "retired"):
-        if status in found:
-            return status
-    return "approved"
+    """The least approved status of any ruleset or the pathway (one word for every output row):
+    ``changed since approval``, then ``draft``, then ``retired``, else ``approved``."""
+    return least_approved(status_of(book, t) for t in (*(rs.id for rs in book.rulesets),
+                                                       "pathway"))
 
 
 # -- the run ----------------------------------------------------------------------------------

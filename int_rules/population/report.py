@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..guidance_names import guidance_name
 from ..language.plain import format_value
+from ..review.approvals import dashboard_status
 from .dashboard import (
     ALL_NEIGHBOURHOODS,
     DashboardTable,
@@ -208,10 +210,12 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
         body.append(f'<div class="banner"><b>Draft rules.</b> Not yet approved by clinical '
                     f"safety review: {_e(', '.join(drafts))}. Use these figures to check the "
                     "coding and the rules, not to make decisions about people.</div>")
-    if table is not None and table.dashboard.definition.status != "approved":
+    dashboard_state = (dashboard_status(book, table.dashboard.definition)
+                       if table is not None else None)
+    if table is not None and dashboard_state != "approved":
         body.append(f'<p class="small">Dashboard definitions '
                     f"({_e(table.dashboard.file)} {_e(table.dashboard.definition.version)}) are "
-                    f"{_e(table.dashboard.definition.status)}.</p>")
+                    f"{_e(dashboard_state)}.</p>")
     cls = "ok" if pats["all_accounted_for"] else "bad"
     body.append(f'<div class="{cls}"><b>{pats["read"]:,}</b> patients read: '
                 f'<b>{pats["in_results"]:,}</b> assessed, <b>{pats["in_rejects"]:,}</b> in the '
@@ -311,7 +315,8 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
         body.append(_table(["measure", "title", "counts", "guidance", "note"], drows, left=5))
         prow = []
         for name, p in d.definition.parameters.items():
-            src = (f"{p.cite.source}, \u201c{p.cite.section}\u201d: \u201c{p.cite.quote}\u201d"
+            src = (f"{guidance_name(book.manifest.guidance_names, p.cite.source)}, "
+                   f"\u201c{p.cite.section}\u201d: \u201c{p.cite.quote}\u201d"
                    if p.cite else "")
             prow.append([_e(name), _e(format_value(p.value)), _e(p.provenance), _e(p.why),
                          _e(src)])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..review.approvals import dashboard_status
 from .dashboard import (
     DashboardTable,
     compute_dashboard,
@@ -119,7 +120,7 @@ def _summary(run: PopulationRun, table: DashboardTable | None) -> dict[str, Any]
     if table is not None:
         d = table.dashboard
         data["dashboard"] = {"file": d.file, "version": d.definition.version,
-                             "status": d.definition.status, "sha256": d.sha256,
+                             "status": dashboard_status(run.book, d.definition), "sha256": d.sha256,
                              "not_available": dict(unavailable(d))}
     findings = run.con.sql("SELECT count(*) FROM findings").fetchall()[0][0]
     rejects = run.con.sql("SELECT count(*) FROM rejects_out").fetchall()[0][0]

@@ -1,4 +1,4 @@
-"""The review subcommands: ``int-rules docs``, ``lint``, ``diff`` and ``safety-case``.
+"""The review subcommands: ``int-rules docs``, ``lint``, ``diff``, ``approve`` and ``safety-case``.
 
 Exit codes follow :mod:`int_rules.cli`: 0 ok; 1 when ``lint`` finds errors or a ``--check``
 finds stale files; 2 for bad input (one clear message on stderr, never a traceback).
@@ -152,8 +152,44 @@ def _cmd_safety_case(args: argparse.Namespace) -> int:
                            "int-rules safety-case")
 
 
+# -- approve ----------------------------------------------------------------------------------
+
+
+def _note(text: str) -> tuple[str, str]:
+    rule, sep, note = text.partition("=")
+    if not sep or not rule.strip() or not note.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected RULE-ID=TEXT")
+    return rule.strip(), note.strip()
+
+
+def _iso_date(text: str) -> str:
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+    if len(text) != 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)")
+    return text
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    from ..rulebook import load
+    from .signoff import approve
+
+    book = load(args.rules)
+    notes = dict(args.note or [])
+    record, path, changed = approve(book, args.target, args.by, args.role, args.date, notes)
+    print(f"approved {record.target} {record.version} (sha256 {record.sha256}) by {record.by} "
+          f"({record.role}) on {record.date}: recorded in {path}"
+          + ("; status set to approved" if changed else ""))
+    print("regenerate the review pack: int-rules docs && int-rules safety-case")
+    return EXIT_OK
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``docs``, ``lint``, ``diff`` and ``safety-case`` to the ``int-rules`` parser."""
+    """Add ``docs``, ``lint``, ``diff``, ``approve`` and ``safety-case`` to the parser."""
     from .analysis import DEFAULT_MAX_NODES
 
     p = subparsers.add_parser(
@@ -208,6 +244,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--exit-code", action="store_true",
                    help="exit 1 if anything changed (like git diff --exit-code)")
     p.set_defaults(func=_cmd_diff)
+
+    p = subparsers.add_parser(
+        "approve", help="record a clinical safety sign-off of a ruleset, the pathway or the "
+                        "dashboard",
+        description="Append an approval record (who, role, date, version and the content hash "
+                    "of exactly what is approved) to approvals.yaml beside the rulebook, and set "
+                    "'status: approved' in the target's file. Results then say 'approved' for "
+                    "it until its content changes. Refused if this version was approved with "
+                    "different content (bump the version first). The date is given, never read "
+                    "from the clock.")
+    p.add_argument("target", metavar="TARGET",
+                   help="a ruleset id (e.g. identification), 'pathway', 'dashboard', or the file")
+    p.add_argument("--by", required=True, metavar="NAME", help="who approves")
+    p.add_argument("--role", required=True, metavar="ROLE",
+                   help="their role, e.g. 'Clinical Safety Officer'")
+    p.add_argument("--date", required=True, type=_iso_date, metavar="YYYY-MM-DD",
+                   help="the date of the approval")
+    p.add_argument("--note", action="append", type=_note, metavar="RULE-ID=TEXT",
+                   help="a note on one rule (repeat for several)")
+    _rules_arg(p)
+    p.set_defaults(func=_cmd_approve)
 
     p = subparsers.add_parser(
         "safety-case", help="write the clinical safety case summary (DCB0129)",

@@ -14,6 +14,7 @@ transitions); codelists (codes added and removed, with their terms; verification
 
 from __future__ import annotations
 
+import difflib
 import io
 import subprocess
 import tarfile
@@ -30,7 +31,10 @@ from ..errors import IntRulesError
 from ..language.plain import describe_condition, format_value
 from ..language.schema import RuleDef
 from ..rulebook import CompiledRuleset, Rulebook, load
+from .approvals import approval_state
+from .canonical import canonical, same_meaning
 from .docs import describe_fact
+from .signoff import targets
 
 __all__ = [
     "Change",
@@ -38,7 +42,9 @@ __all__ = [
     "RulebookDiff",
     "diff_rulebooks",
     "materialise",
+    "only_rewrites",
     "render_markdown",
+    "word_diff",
 ]
 
 
@@ -105,10 +111,13 @@ def _outcome(rule: RuleDef) -> str:
     return ", ".join(f"{k} = {format_value(v)}" for k, v in rule.then.items())
 
 
-def _rule_view(rule: RuleDef, params: Mapping[str, Any]) -> dict[str, str]:
+def _rule_view(rule: RuleDef, params: Mapping[str, Any], compare: bool = False
+               ) -> dict[str, str]:
+    """A rule's fields in words. ``compare``: the condition in its canonical form, so two
+    versions line up word by word (an added or removed rule shows it as written)."""
     return {
         "title": rule.title,
-        "condition": describe_condition(rule.when, params),
+        "condition": describe_condition(canonical(rule.when) if compare else rule.when, params),
         "outcome": _outcome(rule),
         "provenance": rule.provenance,
         "citation": _cite(rule.cite),
@@ -191,21 +200,55 @@ def _diff_ruleset(old: CompiledRuleset | None, new: CompiledRuleset | None,
         if f:
             out.append(Change(f"{section}: outputs", name, kind, "", f))
 
+    for cname, ca, cb in _keyed(od.conditions, nd.conditions):
+        _diff_condition(f"{section}: named conditions", cname, ca, cb, od.conditions,
+                        nd.conditions, old.params, new.params, out)
+
     old_rules = {r.id: r.definition for r in old.rules}
     new_rules = {r.id: r.definition for r in new.rules}
     for rid, ra, rb in _keyed(old_rules, new_rules):
-        va = _rule_view(ra, old.params) if ra is not None else {}
-        vb = _rule_view(rb, new.params) if rb is not None else {}
+        both = ra is not None and rb is not None
+        va = _rule_view(ra, old.params, both) if ra is not None else {}
+        vb = _rule_view(rb, new.params, both) if rb is not None else {}
         kind = "added" if ra is None else "removed" if rb is None else "changed"
         f = _fields(va, vb)
-        if ra is not None and rb is not None and not f and \
-                ra.when.model_dump() != rb.when.model_dump():
-            f = (("condition (as written)", _text(ra.when.model_dump(by_alias=True,
-                                                                    exclude_none=True)),
-                  _text(rb.when.model_dump(by_alias=True, exclude_none=True))),)
+        if ra is not None and rb is not None:
+            written_a = ra.when.model_dump(by_alias=True, exclude_none=True)
+            written_b = rb.when.model_dump(by_alias=True, exclude_none=True)
+            if same_meaning(ra.when, rb.when, params_a=old.params, params_b=new.params):
+                rest = tuple(x for x in f if x[0] != "condition")
+                if written_a != written_b:
+                    rewrite = ("condition", describe_condition(ra.when, old.params),
+                               describe_condition(rb.when, new.params))
+                    if not rest:
+                        out.append(Change(f"{section}: rules", rid, "rewritten", rb.title,
+                                          (rewrite,)))
+                        continue
+                    f = (*rest, ("condition (rewritten, same meaning)", *rewrite[1:]))
+                else:
+                    f = rest
+            elif not any(x[0] == "condition" for x in f):
+                f = (*f, ("condition (as written)", _text(written_a), _text(written_b)))
         if f:
             shown = rb if rb is not None else ra
             out.append(Change(f"{section}: rules", rid, kind, shown.title if shown else "", f))
+
+
+def _diff_condition(section: str, name: str, a: Any, b: Any, named_a: Mapping[str, Any],
+                    named_b: Mapping[str, Any], params_a: Mapping[str, Any],
+                    params_b: Mapping[str, Any], out: list[Change]) -> None:
+    """A named condition added, removed, changed or rewritten (same meaning)."""
+    ta = describe_condition(canonical(a, named_a), params_a) if a is not None else ""
+    tb = describe_condition(canonical(b, named_b), params_b) if b is not None else ""
+    if a is None or b is None:
+        out.append(Change(section, name, "added" if a is None else "removed", "",
+                          (("condition", ta, tb),)))
+        return
+    if a.model_dump() == b.model_dump() and ta == tb:
+        return
+    same = same_meaning(a, b, named_a, named_b, params_a, params_b)
+    out.append(Change(section, name, "rewritten" if same else "changed", "",
+                      (("condition", ta, tb),)))
 
 
 def _fact_view(fdef: Any, params: Mapping[str, Any]) -> dict[str, str]:
@@ -319,6 +362,37 @@ def _diff_codelists(old: Rulebook, new: Rulebook, out: list[Change]) -> None:
             out.append(Change("codelists", cid, "changed", b.title, tuple(fields)))
 
 
+def _approval_view(book: Rulebook) -> dict[str, dict[str, str]]:
+    approvals = approval_state(book)
+    try:
+        parts = targets(book)
+    except IntRulesError:  # a dashboard that does not load in this version: leave it out
+        parts = targets(book, with_dashboard=False)
+    out: dict[str, dict[str, str]] = {}
+    for t in parts.values():
+        records = approvals.for_target(t.id)
+        match = [r for r in records if r.version == t.version and r.sha256 == t.sha256]
+        status = approvals.statuses.get(t.id)
+        if status is None:  # the dashboard
+            from .approvals import effective_status
+
+            status = effective_status(t.declared, t.version, t.sha256, records)
+        out[t.id] = {
+            "status": status, "version": t.version, "content hash": t.sha256,
+            "approved by": "; ".join(f"{r.by} ({r.role}), {r.date}" for r in match),
+            "sign-offs recorded": str(len(records)),
+        }
+    return out
+
+
+def _diff_approvals(old: Rulebook, new: Rulebook, out: list[Change]) -> None:
+    for target, a, b in _keyed(_approval_view(old), _approval_view(new)):
+        kind = "added" if a is None else "removed" if b is None else "changed"
+        f = _fields(a or {}, b or {})
+        if f:
+            out.append(Change("approvals", target, kind, "", f))
+
+
 def diff_rulebooks(old: Rulebook, new: Rulebook, old_label: str = "old",
                    new_label: str = "new") -> RulebookDiff:
     """Every reviewer-visible change from ``old`` to ``new``."""
@@ -335,6 +409,7 @@ def diff_rulebooks(old: Rulebook, new: Rulebook, old_label: str = "old",
     _diff_facts(old, new, changes)
     _diff_pathway(old, new, changes)
     _diff_codelists(old, new, changes)
+    _diff_approvals(old, new, changes)
     return RulebookDiff(old_label, new_label, header, tuple(changes))
 
 
@@ -361,7 +436,8 @@ def _count(d: RulebookDiff) -> list[str]:
     return [
         f"- rules: {sum(c.kind == 'added' for c in rule_changes)} added, "
         f"{sum(c.kind == 'removed' for c in rule_changes)} removed, "
-        f"{sum(c.kind == 'changed' for c in rule_changes)} changed",
+        f"{sum(c.kind == 'changed' for c in rule_changes)} changed, "
+        f"{sum(c.kind == 'rewritten' for c in rule_changes)} rewritten (same meaning)",
         f"- rulesets: {len(d.of('rulesets', 'added'))} added, "
         f"{len(d.of('rulesets', 'removed'))} removed, {len(d.of('rulesets', 'changed'))} changed",
         f"- parameters: {len(params)} added, removed or changed",
@@ -373,14 +449,120 @@ def _count(d: RulebookDiff) -> list[str]:
     ]
 
 
+def word_diff(before: str, after: str) -> tuple[str, str]:
+    """``before`` and ``after`` with the words that differ marked: removed words ``~~struck~~``
+    in ``before``, added words in **bold** in ``after`` (Markdown)."""
+    a, b = before.split(), after.split()
+    ma: list[str] = []
+    mb: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            ma += a[i1:i2]
+            mb += b[j1:j2]
+            continue
+        if i2 > i1:
+            ma.append("~~" + " ".join(a[i1:i2]) + "~~")
+        if j2 > j1:
+            mb.append("**" + " ".join(b[j1:j2]) + "**")
+    return " ".join(ma), " ".join(mb)
+
+
+def _marked(before: str, after: str) -> tuple[str, str]:
+    if not before or not after:
+        return _cell(before), _cell(after)
+    a, b = word_diff(_cell(before), _cell(after))
+    return a, b
+
+
+def _summary(d: RulebookDiff) -> list[str]:
+    """The reviewer's summary: parameters, codelist membership, approvals, then rewrites."""
+    out = ["## Reviewer's summary", ""]
+    params = [c for c in d.changes if c.section.endswith("parameters")]
+    out += ["### Parameters (value and provenance)", ""]
+    if params:
+        out += ["| parameter | | value | provenance |", "| --- | --- | --- | --- |"]
+        for c in params:
+            where = c.section.removesuffix(": parameters").removeprefix("ruleset ")
+            f = {name: (a, b) for name, a, b in c.fields}
+            value = f.get("value")
+            prov = f.get("provenance")
+            if c.kind == "changed" and value is None and prov is None:
+                what = ", ".join(name for name, _, _ in c.fields)
+                out.append(f"| `{where}.{c.item}` | changed | {what} changed | |")
+                continue
+            vtext = "unchanged" if value is None else (
+                " → ".join(_marked(*value)) if c.kind == "changed" else _cell(value[0] or value[1]))
+            ptext = "unchanged" if prov is None else (
+                " → ".join(_marked(*prov)) if c.kind == "changed" else _cell(prov[0] or prov[1]))
+            out.append(f"| `{where}.{c.item}` | {c.kind} | {vtext} | {ptext} |")
+    else:
+        out.append("No parameter changed.")
+    out += ["", "### Codelist membership", ""]
+    lines = []
+    for c in d.of("codelists"):
+        for name, a, b in c.fields:
+            if name == "code added":
+                lines.append(f"- `{c.item}`: **added** {_cell(b)}")
+            elif name == "code removed":
+                lines.append(f"- `{c.item}`: **removed** {_cell(a)}")
+            elif name.startswith("term of "):
+                lines.append(f"- `{c.item}`: {name}: {_cell(a)} → {_cell(b)}")
+            elif name == "codes":
+                lines.append(f"- `{c.item}` (codelist {c.kind}): {_cell(a or b)}")
+    out += lines or ["No code was added to or removed from a codelist."]
+    out += ["", "### Approvals", ""]
+    appr = d.of("approvals")
+    if appr:
+        out += ["| part | | before | after |", "| --- | --- | --- | --- |"]
+        for c in appr:
+            for name, a, b in c.fields:
+                if name == "content hash":
+                    a, b = a[:16] + "…" if a else "", b[:16] + "…" if b else ""
+                out.append(f"| `{c.item}` | {name} | {_cell(a)} | {_cell(b)} |")
+    else:
+        out.append("No approval changed.")
+    rewrites = [c for c in d.changes if c.kind == "rewritten"]
+    out += ["", "### Rewrites (same meaning)", ""]
+    if rewrites and only_rewrites(d):
+        out += ["**Only rewrites: every condition means what it meant, and no rule, parameter, "
+                "fact, pathway item or code changed** (the content hashes change because the "
+                "text did; a version bump and a new approval are still needed).", ""]
+    if rewrites:
+        out.append("These conditions are written differently but mean the same (after "
+                   "flattening nested all/any, sorting operands and resolving named "
+                   "conditions); nothing a person gets changes:")
+        out.append("")
+        out += [f"- `{c.item}`{': ' + c.title if c.title else ''} ({c.section})"
+                for c in rewrites]
+    else:
+        out.append("None.")
+    out.append("")
+    return out
+
+
+def only_rewrites(d: RulebookDiff) -> bool:
+    """Whether ``d`` holds rewrites and nothing that changes meaning (besides versions and the
+    approval state, which a rewrite changes too)."""
+    for c in d.changes:
+        if c.kind == "rewritten" or c.section == "approvals":
+            continue
+        if c.section in ("rulesets", "pathway") and c.kind == "changed" and \
+                all(name in ("version", "status") for name, _, _ in c.fields):
+            continue
+        return False
+    return any(c.kind == "rewritten" for c in d.changes)
+
+
 def render_markdown(d: RulebookDiff) -> str:
-    """The diff as Markdown for a change record (deterministic)."""
+    """The diff as Markdown for a change record (deterministic): the reviewer's summary first
+    (parameters, codelist membership, approvals, rewrites), then every change in detail with
+    the words that differ marked."""
     out = [f"# Rulebook changes: `{d.old_label}` → `{d.new_label}`", "",
            "| | before | after |", "| --- | --- | --- |"]
     for name, a, b in d.header:
         mark = "" if a == b else " (changed)"
         out.append(f"| {name}{mark} | `{a}` | `{b}` |")
-    out += ["", "## Summary", "", *_count(d), ""]
+    out += ["", *_summary(d), "## Counts", "", *_count(d), ""]
     if not d.changes:
         out += ["No rule, parameter, fact, pathway or codelist changed.", ""]
         return "\n".join(out)
@@ -390,14 +572,17 @@ def render_markdown(d: RulebookDiff) -> str:
             sections.append(c.section)
     for section in sections:
         out += [f"## {section[0].upper()}{section[1:]}", ""]
-        for kind in ("added", "removed", "changed"):
+        for kind in ("added", "removed", "changed", "rewritten"):
             items = [c for c in d.changes if c.section == section and c.kind == kind]
             for c in items:
                 title = f": {c.title}" if c.title else ""
-                out += [f"### {kind.capitalize()}: `{c.item}`{title}", ""]
-                if kind == "changed":
+                label = "Rewritten (same meaning)" if kind == "rewritten" else kind.capitalize()
+                out += [f"### {label}: `{c.item}`{title}", ""]
+                if kind in ("changed", "rewritten"):
                     out += ["| | before | after |", "| --- | --- | --- |"]
-                    out += [f"| {name} | {_cell(a)} | {_cell(b)} |" for name, a, b in c.fields]
+                    for name, a, b in c.fields:
+                        ma, mb = _marked(a, b)
+                        out.append(f"| {name} | {ma} | {mb} |")
                 else:
                     out += ["| | |", "| --- | --- |"]
                     out += [f"| {name} | {_cell(a or b)} |" for name, a, b in c.fields]
@@ -471,15 +656,18 @@ def _normalise(path: PurePosixPath) -> str:
 
 def diff_specs(old: str, new: str, repo: Path, rules_path: str = "rulesets") -> RulebookDiff:
     """Load both sides (directories or git revisions) and compare them."""
-    books: list[Rulebook] = []
-    for spec in (old, new):
-        with materialise(spec, repo, rules_path) as directory:
-            try:
-                books.append(load(directory))
-            except IntRulesError as exc:
-                raise DiffError(f"{spec}: the rulebook does not load:\n{exc}") from None
-            except OSError as exc:
-                raise DiffError(f"{spec}: the rulebook does not load: cannot read "
-                                f"{Path(exc.filename or '').name or 'a file'} "
-                                f"({exc.strerror})") from None
-    return diff_rulebooks(books[0], books[1], old, new)
+    with materialise(old, repo, rules_path) as old_dir, \
+            materialise(new, repo, rules_path) as new_dir:
+        # compared while both folders exist: the dashboard is read from its file
+        return diff_rulebooks(_load_side(old, old_dir), _load_side(new, new_dir), old, new)
+
+
+def _load_side(spec: str, directory: Path) -> Rulebook:
+    try:
+        return load(directory)
+    except IntRulesError as exc:
+        raise DiffError(f"{spec}: the rulebook does not load:\n{exc}") from None
+    except OSError as exc:
+        raise DiffError(f"{spec}: the rulebook does not load: cannot read "
+                        f"{Path(exc.filename or '').name or 'a file'} "
+                        f"({exc.strerror})") from None

@@ -17,7 +17,12 @@ control names the rule ids that implement it and the tests (pytest node ids, e.g
 * ``hazard-unknown``: a rule or pathway transition names a hazard id that is not in the log;
 * ``hazard-risk``: a risk does not match the matrix for its severity and likelihood;
 * ``hazard-untested-control`` (warning): a control names no test;
-* ``hazard-residual`` (warning): the residual risk is higher than the initial risk.
+* ``hazard-residual`` (warning): the residual risk is higher than the initial risk;
+* ``hazard-owner``: a hazard marked mitigated or closed names no owner;
+* ``hazard-unevidenced``: a hazard marked mitigated has no control naming a test (its evidence);
+* ``hazard-review-date`` (warning): an open or mitigated hazard has no review date.
+
+A hazard is shown as mitigated (:func:`shown_status`) only with an owner and its evidence.
 """
 
 from __future__ import annotations
@@ -101,6 +106,9 @@ class Hazard(BaseModel):
     controls: tuple[Control, ...] = ()
     residual: Risk
     status: Literal["open", "mitigated", "closed", "transferred"]
+    owner: Text | None = Field(default=None, description="who is answerable for this hazard")
+    review_date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = Field(
+        default=None, description="when the owner next reviews it (YYYY-MM-DD)")
     notes: str | None = None
 
 
@@ -293,6 +301,17 @@ def check_hazard_log(
             add(("hazards", i, "residual", "risk"), "hazard-residual",
                 f"residual risk {h.residual.risk} is higher than the initial risk "
                 f"{h.initial.risk}", key, "warning")
+        if h.status in ("mitigated", "closed") and not h.owner:
+            add(("hazards", i, "status"), "hazard-owner",
+                f"hazard {h.id} is {h.status} but names no owner: add 'owner:' (the role "
+                "answerable for it)", key)
+        if h.status == "mitigated" and not any(c.tests for c in h.controls):
+            add(("hazards", i, "status"), "hazard-unevidenced",
+                f"hazard {h.id} is mitigated but no control names a test that verifies it", key)
+        if h.status in ("open", "mitigated") and not h.review_date:
+            add(("hazards", i), "hazard-review-date",
+                f"hazard {h.id} has no review date: add 'review_date: YYYY-MM-DD'", key,
+                "warning")
         if not h.controls:
             add(("hazards", i), "hazard-no-control",
                 f"hazard {h.id} has no control: name the rules that prevent it and the tests "
@@ -332,3 +351,19 @@ def rules_naming(refs: Iterable[HazardRef]) -> Mapping[str, tuple[str, ...]]:
         if ref.item not in items:
             items.append(ref.item)
     return {h: tuple(v) for h, v in out.items()}
+
+
+def shown_status(hazard: Hazard, problems: Iterable[Finding] = ()) -> str:
+    """The status the safety case shows: ``mitigated`` only with an owner and evidence (a
+    control naming a test, and no lint error about this hazard's rules or tests)."""
+    if hazard.status != "mitigated":
+        return hazard.status
+    missing = []
+    if not hazard.owner:
+        missing.append("no owner")
+    if not any(c.tests for c in hazard.controls):
+        missing.append("no test")
+    if any(f.key == hazard.id and f.severity == "error" and f.check in
+           ("hazard-unknown-rule", "hazard-unknown-test", "hazard-no-control") for f in problems):
+        missing.append("evidence missing")
+    return "mitigated" if not missing else f"open (not evidenced: {', '.join(missing)})"

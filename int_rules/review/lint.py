@@ -39,6 +39,8 @@ from .hazards import (
     default_hazard_log_path,
     load_hazard_log,
 )
+from .signoff import CHECKS as SIGNOFF_CHECKS
+from .signoff import approval_findings
 
 __all__ = ["CHECKS", "LintReport", "lint"]
 
@@ -80,7 +82,12 @@ CHECKS: Mapping[str, tuple[Severity, str]] = {
     "hazard-risk": ("error", "a risk rating does not match the risk matrix"),
     "hazard-untested-control": ("warning", "a control names no test"),
     "hazard-residual": ("warning", "a residual risk above the initial risk"),
+    "hazard-owner": ("error", "a mitigated or closed hazard names no owner"),
+    "hazard-unevidenced": ("error", "a mitigated hazard has no control naming a test"),
+    "hazard-review-date": ("warning", "an open or mitigated hazard has no review date"),
     "hazards-skipped": ("info", "no hazard log found; hazard checks were skipped"),
+    "approvals": ("error", "the approval records do not load"),
+    **SIGNOFF_CHECKS,
 }
 
 @dataclass(frozen=True)
@@ -646,6 +653,12 @@ def lint(
         findings.append(Finding("analysis-skipped", "info",
                                 "decision checks (overlaps, gaps, rules that never fire) need a "
                                 "rulebook that loads; fix the errors above and run lint again"))
+
+    if book is not None:
+        try:
+            findings += approval_findings(book)
+        except RulesetError as exc:
+            findings.append(Finding.at(exc.location, "approvals", "error", exc.message, exc.key))
 
     log_path: Path | None = None
     if use_hazard_log:

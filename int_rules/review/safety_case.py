@@ -2,12 +2,15 @@
 
 :func:`render_safety_case` writes, from the loaded rulebook, its hazard log and a lint run:
 
-1. what is assessed: the rulebook, every ruleset, the facts, the pathway and the codelists, each
-   with its version, status and content hash (SHA-256 of the file as committed);
+1. what is assessed: the rulebook, every ruleset, the facts, the pathway, the dashboard and the
+   codelists, each with its version, status and content hash (SHA-256 of the file as
+   committed), then the sign-off table: per ruleset, the pathway and the dashboard, its
+   approval content hash and who approved it, in which role, when (from ``approvals.yaml``);
 2. where the rules come from: rules and parameters counted by provenance;
 3. the codes that are not verified, and the domains that cannot be checked from codes;
-4. the hazards, with initial and residual risk, their controls, the rules that implement them
-   and the tests that verify them;
+4. the hazards, with initial and residual risk, owner, review date, their controls, the rules
+   that implement them and the tests that verify them (shown as mitigated only with an owner
+   and that evidence);
 5. the evidence: the lint results (every error; warnings counted by check), how far the decision
    analysis looked, and, when a JUnit XML report is given (``--junit``), the result of every
    test a control names.
@@ -19,14 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import IntRulesError
+from ..guidance_names import with_guidance_names
 from ..rulebook import Rulebook
+from .approvals import approval_state, effective_status, status_of
 from .docs import PROVENANCE_WORDS, hazard_rules
-from .hazards import LoadedHazardLog
+from .findings import Finding
+from .hazards import LoadedHazardLog, shown_status
 from .lint import CHECKS, LintReport
+from .signoff import Target, load_dashboard_model, targets
 
 __all__ = ["junit_results", "render_safety_case"]
 
@@ -87,7 +94,7 @@ def junit_results(path: Path, project_root: Path) -> dict[str, str]:
     return out
 
 
-def _components(book: Rulebook) -> list[str]:
+def _components(book: Rulebook, parts: Mapping[str, Target]) -> list[str]:
     base = book.directory
     shown = base.resolve().name
     m = book.manifest
@@ -98,14 +105,58 @@ def _components(book: Rulebook) -> list[str]:
             f"| facts | — | {book.facts_file.facts_version} | — | `{shown}/{m.facts}` | "
             f"`{_sha(base / m.facts)}` |",
             f"| caseload pathway | `{book.pathway.id}` | {book.pathway.version} | "
-            f"**{book.pathway.status}** | `{shown}/{m.pathway}` | `{_sha(base / m.pathway)}` |"]
+            f"**{status_of(book, 'pathway')}** | `{shown}/{m.pathway}` | "
+            f"`{_sha(base / m.pathway)}` |"]
     for rs, name in zip(book.rulesets, m.rulesets, strict=False):
         d = rs.definition
-        rows.append(f"| ruleset | `{d.ruleset}` | {d.version} | **{d.status}** | `{rs.file}` | "
-                    f"`{_sha(base / name)}` |")
+        rows.append(f"| ruleset | `{d.ruleset}` | {d.version} | **{status_of(book, rs.id)}** | "
+                    f"`{rs.file}` | `{_sha(base / name)}` |")
+    dash = parts.get("dashboard")
+    if dash is not None:
+        rows.append(f"| dashboard | `{dash.name}` | {dash.version} | "
+                    f"**{_target_status(book, dash)}** | `{dash.shown}` | `{_sha(dash.path)}` |")
     rows.append(f"| codelists | {len(book.codelists)} lists | — | — | `{m.codelists}` | "
                 f"`{book.codelists.sha256}` |")
     return rows
+
+
+def _target_status(book: Rulebook, t: Target) -> str:
+    return effective_status(t.declared, t.version, t.sha256,
+                            approval_state(book).for_target(t.id))
+
+
+def _signoff(book: Rulebook, parts: Mapping[str, Target]) -> list[str]:
+    """The sign-off table: per ruleset, the pathway and the dashboard, who approved what."""
+    approvals = approval_state(book)
+    out = ["Each row is one part a Clinical Safety Officer signs off. *Content hash* is the "
+           "SHA-256 of exactly what is approved (the file's content without its status, the "
+           "facts, parameters and codelists it uses; see docs/review.md#approval-records); a "
+           "part is **approved** only while a record for its version carries this hash. Record "
+           "a sign-off with `int-rules approve TARGET --by NAME --role ROLE --date YYYY-MM-DD`.",
+           "", "| part | version | status | content hash | approved by | role | date | notes |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for t in parts.values():
+        status = _target_status(book, t)
+        records = approvals.for_target(t.id)
+        match = [r for r in records if r.version == t.version and r.sha256 == t.sha256]
+        if match:
+            who = "<br>".join(_cell(r.by) for r in match)
+            role = "<br>".join(_cell(r.role) for r in match)
+            date = "<br>".join(r.date for r in match)
+            notes = "<br>".join(f"{k}: {_cell(v)}" for r in match for k, v in r.notes.items())
+        else:
+            last = records[-1] if records else None
+            who = (f"— (last: {last.version} by {_cell(last.by)}, {last.date})" if last
+                   else "—")
+            role = date = "—"
+            notes = ""
+        out.append(f"| {t.kind} `{t.id}` | {t.version} | **{status}** | `{t.sha256[:16]}…` | "
+                   f"{who} | {role} | {date} | {notes or '—'} |")
+    n = sum(_target_status(book, t) == "approved" for t in parts.values())
+    out += ["", f"**{n} of {len(parts)} parts approved.**"
+            + ("" if n == len(parts) else " The others must not be used for clinical decisions "
+               "about people until they are."), ""]
+    return out
 
 
 def _provenance(book: Rulebook) -> list[str]:
@@ -126,8 +177,30 @@ def _provenance(book: Rulebook) -> list[str]:
     totals = [a + b for a, b in zip(totals, [*tp, 0, 0, 0], strict=True)]
     rows.append("| caseload pathway (transitions) | " + " | ".join(str(x) for x in tp)
                 + " | — | — | — |")
+    dash = load_dashboard_model(book)
+    if dash is not None:
+        dp = [sum(p.provenance == q for p in dash[0].parameters.values()) for q in _PROV]
+        totals = [a + b for a, b in zip(totals, [0, 0, 0, *dp], strict=True)]
+        rows.append("| dashboard | — | — | — | " + " | ".join(str(x) for x in dp) + " |")
     rows.append("| **total** | " + " | ".join(f"**{x}**" for x in totals) + " |")
     return rows
+
+
+def _dashboard_figures(book: Rulebook) -> list[str]:
+    """The dashboard's figures (from dashboard.yaml) with their provenance and citation."""
+    found = load_dashboard_model(book)
+    if found is None:
+        return []
+    d = found[0]
+    out = ["", f"The INT development dashboard (`{d.dashboard}` {d.version}) compares each "
+               "neighbourhood with these figures:", "",
+           "| parameter | value | provenance | why | guidance |", "| --- | --- | --- | --- | --- |"]
+    for name, p in d.parameters.items():
+        value = f"{p.value}{' ' + p.unit if p.unit else ''}"
+        cite = (f"`{p.cite.source}`, “{_cell(p.cite.section)}”: “{_cell(p.cite.quote)}”"
+                if p.cite is not None else "—")
+        out.append(f"| `{name}` | {_cell(value)} | {p.provenance} | {_cell(p.why)} | {cite} |")
+    return out
 
 
 def _codes(book: Rulebook) -> list[str]:
@@ -158,8 +231,8 @@ def _codes(book: Rulebook) -> list[str]:
     return head + (rows if n else ["None."]) + tail
 
 
-def _hazards(book: Rulebook, hl: LoadedHazardLog, results: Mapping[str, str] | None
-             ) -> list[str]:
+def _hazards(book: Rulebook, hl: LoadedHazardLog, results: Mapping[str, str] | None,
+             findings: Sequence[Finding] = ()) -> list[str]:
     log = hl.log
     named = hazard_rules(book)
     out = [f"From `{hl.file}` ({log.standard}, log version {log.version}). Risk is rated "
@@ -173,13 +246,17 @@ def _hazards(book: Rulebook, hl: LoadedHazardLog, results: Mapping[str, str] | N
     out += ["", "| risk | meaning | action |", "| --- | --- | --- |"]
     for level, meaning in sorted(log.risk_levels.items()):
         out.append(f"| {level} | {_cell(meaning.name)} | {_cell(meaning.action)} |")
-    out += ["", "| hazard | title | initial risk | residual risk | status | controls | rules "
-                "naming it |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    out += ["", "A hazard is shown as *mitigated* only when it has an owner and evidence: "
+                "controls naming rules and tests that exist.", "",
+            "| hazard | title | initial risk | residual risk | status | owner | review date | "
+            "controls | rules naming it |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for h in log.hazards:
         out.append(f"| [{h.id}](#{h.id.lower()}) | {_cell(h.title)} | {h.initial.risk} "
                    f"({h.initial.severity}, {h.initial.likelihood}) | {h.residual.risk} "
-                   f"({h.residual.severity}, {h.residual.likelihood}) | {h.status} | "
-                   f"{len(h.controls)} | {len(named.get(h.id, []))} |")
+                   f"({h.residual.severity}, {h.residual.likelihood}) | "
+                   f"{shown_status(h, findings)} | {_cell(h.owner or '—')} | "
+                   f"{h.review_date or '—'} | {len(h.controls)} | {len(named.get(h.id, []))} |")
     out.append("")
     for h in log.hazards:
         out += [f'### <a id="{h.id.lower()}"></a>{h.id}: {h.title}', "",
@@ -191,7 +268,9 @@ def _hazards(book: Rulebook, hl: LoadedHazardLog, results: Mapping[str, str] | N
                 f"likelihood {h.initial.likelihood})",
                 f"- **Residual risk**: {h.residual.risk} (severity {h.residual.severity}, "
                 f"likelihood {h.residual.likelihood})",
-                f"- **Status**: {h.status}"]
+                f"- **Status**: {shown_status(h, findings)}",
+                f"- **Owner**: {_cell(h.owner or 'none named')}",
+                f"- **Review date**: {h.review_date or 'none set'}"]
         if h.notes:
             out.append(f"- **Notes**: {_cell(h.notes)}")
         items = named.get(h.id, [])
@@ -268,24 +347,28 @@ def render_safety_case(book: Rulebook, hazard_log: LoadedHazardLog | None, repor
            f"Rulebook `{m.rulebook}` version {m.version}, content hash `{book.sha256}`. Every "
            "assessment and population output int_rules produces carries this hash and the "
            "status of each ruleset it used.", ""]
-    out += _components(book)
-    drafts = [rs.id for rs in book.rulesets if rs.definition.status == "draft"]
-    if book.pathway.status == "draft":
-        drafts.append(f"pathway {book.pathway.id}")
-    out += ["", (f"**Not approved for clinical use**: {len(drafts)} component(s) are drafts "
-                 f"({', '.join(drafts)})." if drafts else "Every component is approved."), ""]
+    parts = targets(book)
+    out += _components(book, parts)
+    drafts = [f"{t.id} ({_target_status(book, t)})" for t in parts.values()
+              if _target_status(book, t) != "approved"]
+    out += ["", (f"**Not approved for clinical use**: {len(drafts)} component(s) are not "
+                 f"approved: {', '.join(drafts)}." if drafts else "Every component is approved."),
+            ""]
+    out += ["### Sign-off", ""]
+    out += _signoff(book, parts)
     out += ["## 2. Where the rules come from", "",
             "*guidance*: the guidance states it; *local-policy*: the guidance leaves it to the "
             "INT (a default the INT may override); *assumption*: our reading where the guidance "
             "is silent (each one is a point for the reviewer to check).", ""]
     out += _provenance(book)
+    out += _dashboard_figures(book)
     out += ["", "## 3. Codes", ""]
     out += _codes(book)
     out += ["", "## 4. Hazards and controls", ""]
     if hazard_log is not None:
-        out += _hazards(book, hazard_log, test_results)
+        out += _hazards(book, hazard_log, test_results, report.findings)
     else:
         out += ["No hazard log was given.", ""]
     out += ["## 5. Evidence", ""]
     out += _evidence(report, test_results, hazard_log)
-    return "\n".join(out).rstrip("\n") + "\n"
+    return with_guidance_names(m.guidance_names, "\n".join(out)).rstrip("\n") + "\n"
