@@ -194,8 +194,10 @@ def load_rulebook(
         overrides=tuple((k, tuple(v) if isinstance(v, list) else v)
                         for k, v in sorted(override_values.items())),
     )
+    from .engines.generated import generate
     from .review.approvals import attach_approvals
 
+    reference = compile_model(rule_model)
     return attach_approvals(Rulebook(
         manifest=manifest,
         directory=base,
@@ -209,7 +211,8 @@ def load_rulebook(
         sha256=sha256,
         overrides=dict(override_values),
         model=rule_model,
-        reference=compile_model(rule_model),
+        reference=reference,
+        generated=generate(rule_model, rulesets, reference.match_groups, pathway.codes),
     ))
 
 

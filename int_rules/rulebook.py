@@ -25,6 +25,7 @@ from .record import PatientRecord
 
 if TYPE_CHECKING:
     from .assessment import Assessment
+    from .engines.generated import GeneratedPlan
     from .engines.reference import CompiledCondition, ReferencePlan
 
 __all__ = ["CompiledRule", "CompiledRuleset", "Rulebook", "default_rulebook_dir", "load"]
@@ -97,6 +98,8 @@ class Rulebook:
     model: n.RuleModel
     #: The model compiled for the reference engine (built once, at load).
     reference: ReferencePlan
+    #: The model as one generated Python function (built once, at load).
+    generated: GeneratedPlan
     #: Approval records, content hashes and the status results report (review/approvals.py).
     approvals: Any = None
 
@@ -140,12 +143,14 @@ class Rulebook:
         raise KeyError(rule_id)
 
     def assess(
-        self, record: PatientRecord, as_of: dt.date, engine: str = "reference"
+        self, record: PatientRecord, as_of: dt.date, engine: str = "generated"
     ) -> Assessment:
         """Evaluate every fact and rule for ``record`` as of ``as_of``.
 
-        ``engine`` is ``"reference"`` (plain Python, the default) or ``"durable"`` (the same
-        rulebook compiled to durable_rules; needs the ``durable`` extra).
+        ``engine`` is ``"generated"`` (the default: the rulebook as one generated Python
+        function, built at load), ``"reference"`` (the oracle: one closure per fact, which
+        the generated engine is proven equal to) or ``"durable"`` (the same rulebook compiled
+        to durable_rules; needs the ``durable`` extra).
         """
         from .engines import record_engine
 

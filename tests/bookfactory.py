@@ -52,7 +52,7 @@ def ruleset(rid: str, rules: str, outputs: str, hit_policy: str = "collect",
 
 def with_ruleset(base: Rulebook, definition: RulesetFile) -> Rulebook:
     """``base`` with one ruleset (a validated model, no YAML file) in place of its own: its
-    rule model and the reference engine's compiled rules both replaced."""
+    rule model, the reference engine's compiled rules and the generated function replaced."""
     from int_rules.engines.reference import compile_condition
     from int_rules.errors import Location
     from int_rules.model.resolve import Problems, resolve_decision
@@ -66,6 +66,10 @@ def with_ruleset(base: Rulebook, definition: RulesetFile) -> Rulebook:
     rules = tuple(CompiledRule(definition.ruleset, definition.rules[r.index],
                                compile_condition(r.node.condition, types),
                                Location("gen.yaml", r.index + 1), r.node) for r in resolved)
+    from int_rules.engines.generated import generate
+
+    rulesets = (CompiledRuleset(definition, "gen.yaml", {}, rules, decision),)
+    model = dataclasses.replace(base.model, decisions=(decision,))
     return dataclasses.replace(
-        base, rulesets=(CompiledRuleset(definition, "gen.yaml", {}, rules, decision),),
-        model=dataclasses.replace(base.model, decisions=(decision,)))
+        base, rulesets=rulesets, model=model,
+        generated=generate(model, rulesets, base.match_groups, base.pathway.codes))

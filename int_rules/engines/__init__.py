@@ -38,6 +38,7 @@ class PopulationEngine(Protocol):
 
 #: Per-record engines by name: the module whose ``assess`` runs it (imported when first used).
 RECORD_ENGINES = {"reference": "int_rules.engines.reference",
+                  "generated": "int_rules.engines.generated",
                   "durable": "int_rules.engines.durable"}
 
 

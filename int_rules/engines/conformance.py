@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Every engine the spec suite and the differential tests run.
-ENGINES = ("reference", "durable", "duckdb")
+ENGINES = ("reference", "generated", "durable", "duckdb")
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,14 @@ class _Gen:
         self.consts: dict[str, Any] = {}
         self.temps = 0
 
+    def ref(self, fact: str) -> str:
+        """The expression reading a fact's value (the generated engine reads a local)."""
+        return f"v[{fact!r}]"
+
+    def as_of(self) -> str:
+        """The expression reading the date assessed."""
+        return "v['__as_of__']"
+
     def const(self, value: Any) -> str:
         name = f"c{len(self.consts)}"
         self.consts[name] = value
@@ -109,13 +117,13 @@ class _Gen:
             return f"(not {self.expr(cond.part)})"
         if isinstance(cond, n.OutputIs):
             raise TypeError("rules and facts cannot test a decision's output")
-        ref = f"v[{cond.fact!r}]"
+        ref = self.ref(cond.fact)
         if isinstance(cond, n.Present):
             return f"{ref} is not None" if cond.present else f"{ref} is None"
         ftype = self.types[cond.fact]
         if isinstance(cond, n.CompareFacts):
             a, b = self.temp(), self.temp()
-            both = f"({a} := {ref}) is not None and ({b} := v[{cond.other!r}]) is not None"
+            both = f"({a} := {ref}) is not None and ({b} := {self.ref(cond.other)}) is not None"
             op = cond.op
             if op in ("after", "before"):
                 return f"({both} and {a} {'>' if op == 'after' else '<'} {b})"
@@ -130,7 +138,7 @@ class _Gen:
             # Differences of dates, never a date minus days: no overflow at the calendar's edges.
             span = self.const(dt.timedelta(days=cond.days))
             d = self.temp()
-            as_of = "v['__as_of__']"
+            as_of = self.as_of()
             if cond.op == "within_days":
                 return (f"(({d} := {ref}) is not None and {d} <= {as_of} "
                         f"and {as_of} - {d} <= {span})")
