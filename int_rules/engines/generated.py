@@ -26,7 +26,7 @@ import datetime as dt
 import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..assessment import Assessment, HitPolicyError
@@ -58,6 +58,7 @@ Run = Callable[[PatientRecord, dt.date, "PathwayResult", frozenset[str], bool],
 _DATE_FIELD = {"events": "date", "admissions": "admitted", "risk_scores": "date",
                "monitoring": "date"}
 _ONE_DAY = dt.timedelta(days=1)
+_MEMO_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,10 @@ class GeneratedPlan:
     source: str
     pathway_codes: frozenset[str]
     may_record_codes: frozenset[str]
+    #: The pathway's answer for a record with no step as of a date, by date (a memo of a
+    #: pure function: most records have no pathway step; bounded by ``_MEMO_SIZE``).
+    no_steps: dict[dt.date, tuple[PathwayResult, frozenset[str]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
 
 def _priority(rule: CompiledRule) -> int | None:
@@ -134,18 +139,34 @@ def generate(model: n.RuleModel, rulesets: Sequence[CompiledRuleset],
                    if isinstance(f, (n.ItemFact, n.LatestOfFact))
                    and f.window.special is None and f.window.within_days is not None})
 
-    w("events = sorted(record.events, key=_BY_DATE)")
-    w("groups = {}")
+    # Each match group's events ascending by date, ties in record order (as the reference,
+    # which filters the stably sorted events): grouped first, then each group sorted stably.
+    groups_at_start = len(match)
+    # ``groups[gid]``: the list of a match group's events, ``None`` when the record has none.
+    w("events = record.events")
+    w(f"groups = [None] * {len(match)}")
+    w("present = []")
     w("for ev in events:")
     w("    gids = _CODE_GROUPS(ev.code)")
     w("    if gids:")
     w("        for gid in gids:")
-    w("            found = groups.get(gid)")
+    w("            found = groups[gid]")
     w("            if found is None:")
-    w("                groups[gid] = [ev]")
+    w("                groups[gid] = found = [ev]")
+    w("                present.append(found)")
     w("            else:")
     w("                found.append(ev)")
-    w("past = not events or events[-1].date <= as_of")
+    w("for found in present:")
+    w("    if len(found) > 1:")
+    w("        found.sort(key=_BY_DATE)")
+    w("if events:")
+    w("    dates = list(map(_BY_DATE, events))")
+    w("    earliest = min(dates)")
+    w("    past = max(dates) <= as_of")
+    w("else:")
+    w("    earliest = None")
+    w("    past = True")
+    w("S_events = None")
     w("E = {}")
     for d in days:
         w(f"start{d} = _days_before(as_of, {gen.const(d)})")
@@ -183,6 +204,8 @@ def generate(model: n.RuleModel, rulesets: Sequence[CompiledRuleset],
         else:  # pragma: no cover - every fact kind is above (tests/test_model.py)
             raise TypeError(f"no generated translation for {type(fact).__name__}")
 
+    if len(match) != groups_at_start:  # every fact's group exists once the reference is built
+        raise AssertionError("a fact read codelists the reference engine has no group for")
     w("if fire:")
     w.indent()
     w("fired = []")
@@ -219,7 +242,8 @@ def generate(model: n.RuleModel, rulesets: Sequence[CompiledRuleset],
               + "\n".join(w.lines) + "\n")
     namespace: dict[str, Any] = {
         "__builtins__": {"sorted": sorted, "len": len, "bool": bool, "float": float,
-                         "tuple": tuple, "range": range, "max": max},
+                         "tuple": tuple, "range": range, "max": max, "min": min,
+                         "list": list, "map": map},
         "_BY_DATE": operator.attrgetter("date"),
         "_ADMITTED": operator.attrgetter("admitted"),
         "_CODE_GROUPS": match.code_groups.get,
@@ -313,12 +337,21 @@ def _items(w: _Writer, gen: _Gen, fact: n.ItemFact, v: str, name: str, match: Ma
     nothing = {"exists": "False", "count": "0"}.get(kind, "None")
     w(f"{v} = {nothing}")
     if source == "events" and fact.codes is None:
-        w("_it = events")
-        w("if True:")
+        # Every event, sorted once when a fact needs them all; a window no event can fall in
+        # (after as_of with none after it, before birth with none before it) is skipped.
+        if fact.window.special == "after_as_of":
+            w("if not past:")
+        elif fact.window.special == "before_birth":
+            w("if earliest is not None and earliest < record.date_of_birth:")
+        else:
+            w("if events:")
+        w("    if S_events is None:")
+        w("        S_events = sorted(events, key=_BY_DATE)")
+        w("    _it = S_events")
     elif source == "events":
         assert fact.codes is not None
         gid = match.group_for(frozenset(fact.codes.codelists), fact.codes.codes)
-        w(f"_it = groups.get({int(gid)})")
+        w(f"_it = groups[{int(gid)}]")
         w("if _it:")
     else:
         w(f"if record.{_ident(source)}:")
@@ -375,7 +408,7 @@ def _latest_of(w: _Writer, gen: _Gen, fact: n.LatestOfFact, v: str, name: str,
     (as the reference: a later category wins only with a strictly later date)."""
     w(f"{v} = None")
     gids = [match.group_for(frozenset(cs.codelists), cs.codes) for _, cs in fact.categories]
-    present = " or ".join(f"{int(g)} in groups" for g in gids) or "False"
+    present = " or ".join(f"groups[{int(g)}] is not None" for g in gids) or "False"
     w(f"if {present}:")
     w.indent()
     guarded, start, end = _bounds(w, fact.window, local)
@@ -384,7 +417,7 @@ def _latest_of(w: _Writer, gen: _Gen, fact: n.LatestOfFact, v: str, name: str,
         w.indent()
     w("_best = None")
     for (category, _), gid in zip(fact.categories, gids, strict=True):
-        w(f"_it = groups.get({int(gid)})")
+        w(f"_it = groups[{int(gid)}]")
         w("if _it:")
         w.indent()
         _select(w, "_BY_DATE", start, end, True)
@@ -409,9 +442,21 @@ def evaluate(book: Rulebook, record: PatientRecord, as_of: dt.date, fire: bool =
     plan = book.generated
     if replayed is None:
         codes = plan.pathway_codes
-        pathway, allowed = book.pathway.replay_and_allow(
-            [(ev.date, ev.code) for ev in record.events if ev.code in codes], as_of,
-            record.date_of_death, plan.may_record_codes)
+        steps = [(ev.date, ev.code) for ev in record.events if ev.code in codes]
+        died = record.date_of_death
+        if not steps and (died is None or died > as_of):
+            # No pathway step as of this date: the answer depends on the date alone.
+            memo = plan.no_steps
+            found = memo.get(as_of)
+            if found is None:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                found = memo[as_of] = book.pathway.replay_and_allow(
+                    (), as_of, None, plan.may_record_codes)
+            pathway, allowed = found
+        else:
+            pathway, allowed = book.pathway.replay_and_allow(steps, as_of, died,
+                                                             plan.may_record_codes)
     else:
         pathway, allowed = replayed
     values, evidence, fired = plan.run(record, as_of, pathway, allowed, fire)
