@@ -419,3 +419,9 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
                         f"{sha} AS rulebook_sha256, {status} AS rulebook_status FROM rejects_out "
                         "ORDER BY tbl, file, row", "rejects.csv")
     return paths
+
+
+if TYPE_CHECKING:  # mypy checks that run_population is a PopulationEngine
+    from ..engines import PopulationEngine
+
+    _IS_A_POPULATION_ENGINE: PopulationEngine = run_population
