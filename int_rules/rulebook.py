@@ -116,6 +116,7 @@ class Rulebook:
 
     @property
     def match_groups(self) -> MatchGroups:
+        """The reference engine's event index: one group per distinct set of codelists read."""
         return self.reference.match_groups
 
     @property
