@@ -14,6 +14,8 @@ Typical use::
 Everything is immutable and pure: no clock reads, no global state, safe across threads.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .assessment import Assessment, HitPolicyError, Outcome
 from .errors import (
     CodelistError,
@@ -28,7 +30,10 @@ from .facts import FactValue
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
 from .rulebook import Rulebook, load
 
-__version__ = "0.1.0"
+try:
+    __version__: str = version("int_rules")  # one source: pyproject.toml, via the metadata
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Admission",

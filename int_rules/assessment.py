@@ -18,16 +18,29 @@ from .errors import IntRulesError
 from .facts import EvidenceItem, FactValue
 from .guidance_names import guidance_name
 from .language.plain import describe_condition, format_value
-from .model.nodes import OutputValue, Scalar, Value
 from .model.semantics import aggregate_outputs, overlap_message
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
+from .results_schema import (
+    AssessmentDict,
+    EventEvidenceDict,
+    EvidenceDict,
+    FactDict,
+    OutcomeDict,
+    OutputValue,
+    PathwayDict,
+    ProvenanceDict,
+    ResultValue,
+)
 from .review.approvals import status_of
 
 if TYPE_CHECKING:
     from .pathway import PathwayResult
     from .rulebook import CompiledRule, Rulebook
 
-__all__ = ["Assessment", "HitPolicyError", "Outcome"]
+__all__ = ["Assessment", "FactPyValue", "HitPolicyError", "Outcome"]
+
+#: A fact's value in Python (``to_dict()`` writes dates as ISO text).
+FactPyValue = bool | int | float | str | dt.date | None
 
 
 class HitPolicyError(IntRulesError):
@@ -42,12 +55,16 @@ class HitPolicyError(IntRulesError):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One rule that fired: what it sets, and where it comes from."""
+    """One rule that fired: what it sets, and where it comes from.
+
+    ``outputs`` maps each output the rule sets to its value; ``provenance`` is ``guidance``,
+    ``local-policy`` or ``assumption``; ``facts`` names the facts its condition read.
+    """
 
     ruleset: str
     rule_id: str
     title: str
-    outputs: Mapping[str, Scalar]
+    outputs: Mapping[str, OutputValue]
     provenance: str
     facts: tuple[str, ...]
 
@@ -62,13 +79,28 @@ def _iso(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
-    """Everything int_rules concluded about one record as of one date, and why."""
+    """Everything int_rules concluded about one record as of one date, and why.
+
+    Returned by :meth:`Rulebook.assess <int_rules.Rulebook.assess>`; immutable. Read it as
+
+    * :meth:`results`: each ruleset's outputs (``{"identification": {"cohort": [...]}}``);
+    * :attr:`rule_ids` / :attr:`outcomes`: the rules that fired, in rulebook order;
+    * :attr:`pathway`: the caseload pathway replayed to ``as_of`` (state, history, findings);
+    * :attr:`facts`: every fact's value with the record items behind it;
+    * :meth:`explain`: all of it in plain English, with the guidance each rule cites;
+    * :meth:`to_dict` / :meth:`to_json`: stable JSON in the format of
+      ``docs/schema/assessment.schema.json``.
+
+    ``values`` holds each fact's Python value (``bool``, ``int``, ``float``, ``str``,
+    ``datetime.date`` or ``None``); ``evidence`` the record items behind each fact.
+    Nothing here raises: every error is raised by ``assess`` before an Assessment exists.
+    """
 
     book: Rulebook
     record: PatientRecord
     as_of: dt.date
     engine: str
-    values: Mapping[str, Value]
+    values: Mapping[str, FactPyValue]
     evidence: Mapping[str, tuple[EvidenceItem, ...]]
     fired: tuple[CompiledRule, ...]
     pathway: PathwayResult
@@ -77,6 +109,7 @@ class Assessment:
 
     @property
     def patient_id(self) -> str:
+        """The assessed record's ``patient_id``."""
         return self.record.patient_id
 
     @property
@@ -98,6 +131,7 @@ class Assessment:
 
     @property
     def outcomes(self) -> tuple[Outcome, ...]:
+        """The rules that fired, as plain :class:`Outcome` values, in rulebook order."""
         return tuple(
             Outcome(
                 ruleset=rule.ruleset,
@@ -110,7 +144,7 @@ class Assessment:
             for rule in self.fired
         )
 
-    def results(self) -> dict[str, dict[str, OutputValue]]:
+    def results(self) -> dict[str, dict[str, ResultValue]]:
         """Each ruleset's outputs: lists under ``collect``, single values otherwise.
 
         Every declared output appears (an empty list, or None, when no rule set it), so the
@@ -122,14 +156,14 @@ class Assessment:
             for rs in self.book.rulesets
         }
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> ProvenanceDict:
         """Which rulebook produced this: id, version, content hash, rulesets and overrides."""
         return self.book.provenance()
 
-    def evidence_dict(self, item: EvidenceItem) -> dict[str, Any]:
+    def evidence_dict(self, item: EvidenceItem) -> EvidenceDict:
         """One record item behind a fact, as JSON-ready data (coded events with their term)."""
         if isinstance(item, CodedEvent):
-            d: dict[str, Any] = {"type": "event", "date": item.date.isoformat(),
+            d: EventEvidenceDict = {"type": "event", "date": item.date.isoformat(),
                                  "code": item.code, "term": self.book.codelists.term(item.code)}
             if item.value is not None:
                 d["value"] = item.value
@@ -148,7 +182,8 @@ class Assessment:
         return {"type": "monitoring", "date": item.date.isoformat(), "kind": item.kind,
                 "measure": item.measure, "value": item.value}
 
-    def pathway_dict(self) -> dict[str, Any]:
+    def pathway_dict(self) -> PathwayDict:
+        """The pathway replay as JSON-ready data (the ``pathway`` key of :meth:`to_dict`)."""
         p = self.pathway
         return {
             "state": p.state,
@@ -165,16 +200,20 @@ class Assessment:
             ],
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """Stable JSON-ready data: same inputs, same output, key for key."""
-        facts = {}
+    def to_dict(self) -> AssessmentDict:
+        """Stable JSON-ready data: same inputs, same output, key for key.
+
+        The format is documented as JSON Schema in ``docs/schema/assessment.schema.json``
+        (the typed dicts of :mod:`int_rules.results_schema`). Raises nothing.
+        """
+        facts: dict[str, FactDict] = {}
         for name in self.book.fact_order:
-            entry: dict[str, Any] = {"value": _iso(self.values[name])}
+            entry: FactDict = {"value": _iso(self.values[name])}
             items = self.evidence.get(name)
             if items:
                 entry["evidence"] = [self.evidence_dict(i) for i in items]
             facts[name] = entry
-        outcomes = []
+        outcomes: list[OutcomeDict] = []
         for rule in self.fired:
             d = rule.definition
             outcomes.append({
@@ -183,7 +222,8 @@ class Assessment:
                 "title": d.title,
                 "outputs": dict(d.then),
                 "provenance": d.provenance,
-                "cite": d.cite.model_dump(),
+                "cite": {"source": d.cite.source, "section": d.cite.section,
+                         "quote": d.cite.quote},
                 "hazards": list(d.hazards),
                 "facts": {f: _iso(self.values[f]) for f in rule.condition.facts},
             })
@@ -199,11 +239,12 @@ class Assessment:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as JSON text (UTF-8 characters kept as they are)."""
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False, ensure_ascii=False)
 
     def comparable(self) -> dict[str, Any]:
         """``to_dict()`` without the engine name: equal across engines for the same inputs."""
-        d = self.to_dict()
+        d: dict[str, Any] = dict(self.to_dict())
         del d["engine"]
         return d
 

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
+from .bundle import bundle_root
 from .errors import CodelistError, Location, RulesetError, RulesetErrors
 from .language.yamlsrc import LocatedDict, load_yaml, locate
 from .snomed import concept_id_problem
@@ -53,13 +54,13 @@ MANIFEST_NAME = "codelists.yaml"
 #: The header every codelist CSV must have.
 CSV_HEADER = ("code", "term", "verified")
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 _REBUILD = "re-run scripts/build_codelists.py or update the manifest"
 
 
 def default_codelists_dir() -> Path:
-    """The bundled codelists: the repository's ``codelists/`` folder."""
-    return _REPO_ROOT / "codelists"
+    """The bundled codelists (absolute): the ``codelists/`` folder beside the bundled
+    ``rulesets/`` (see :mod:`int_rules.bundle`)."""
+    return bundle_root() / "codelists"
 
 
 # ------------------------------------------------------------------------------------------
@@ -305,9 +306,10 @@ def _parse_manifest(root: Any, name: str) -> _Manifest:
 
 
 def _display(path: Path) -> str:
-    """``path`` as messages show it: relative to the repository, else to the cwd, else as is."""
+    """``path`` as messages show it: relative to the bundle (the repository in a source tree),
+    else to the cwd, else as is."""
     resolved = path.resolve()
-    for base in (_REPO_ROOT, Path.cwd().resolve()):
+    for base in (bundle_root().resolve(), Path.cwd().resolve()):
         try:
             return resolved.relative_to(base).as_posix()
         except ValueError:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .model.nodes import Value, ValueType, Window
-from .model.semantics import age_in_years, day_after, day_before, days_before
+from .model.semantics import age_in_years, day_after, day_before
 from .model.vocabulary import ATTRIBUTE_TYPES, VALUE_FIELDS, WHERE_FIELDS
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
 
@@ -42,6 +42,7 @@ __all__ = [
 EvidenceItem = CodedEvent | Admission | RiskScore | MonitoringEvent
 FactResult = tuple[Any, tuple[EvidenceItem, ...]]
 _ONE_DAY = dt.timedelta(days=1)
+_FIRST_DAY, _LAST_DAY = dt.date.min, dt.date.max
 _NO_EVIDENCE: tuple[EvidenceItem, ...] = ()
 
 
@@ -163,19 +164,24 @@ def make_window(window: Window) -> WindowFn:
             return None if start is None else (start, None)
         return after_as_of
 
-    within_days, since, from_, until = window.within_days, window.since, window.from_, \
-        window.until
+    since, from_, until = window.since, window.from_, window.until
+    span = dt.timedelta(days=window.within_days) if window.within_days is not None else None
 
     def bounds(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
-        end: dt.date | None = ctx.as_of
-        start: dt.date | None = (days_before(ctx.as_of, within_days)
-                                 if within_days is not None else None)
+        as_of = ctx.as_of
+        end: dt.date | None = as_of
+        start: dt.date | None = None
+        if span is not None:
+            try:
+                start = as_of - span
+            except OverflowError:  # longer than the calendar: from its first day
+                start = _FIRST_DAY
         if since is not None:
             anchor = ctx.values[since]
             if anchor is not None:
-                after = day_after(anchor)
-                if after is None:
+                if anchor == _LAST_DAY:  # nothing is dated after the calendar's last day
                     return None
+                after = anchor + _ONE_DAY
                 start = after if start is None or after > start else start
         if from_ is not None:
             anchor = ctx.values[from_]

@@ -81,7 +81,8 @@ def load_rulebook(
     manifest_path = base / "rulebook.yaml"
     shown = _display(manifest_path, base)
     if not manifest_path.is_file():
-        raise RulesetError(Location(shown), "no rulebook manifest here (expected rulebook.yaml)")
+        raise RulesetError(Location(shown), "no rulebook manifest here (looked for "
+                                            f"{manifest_path.resolve()})")
     problems = Problems()
     raw_manifest = load_yaml(manifest_path, shown)
     manifest = _validate(RulebookManifest, raw_manifest, shown, problems)

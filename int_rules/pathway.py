@@ -118,6 +118,13 @@ class RecordDecision:
     resulting_state: str
     finding_id: str | None
 
+    def to_dict(self) -> dict[str, str | bool | None]:
+        """JSON-ready data: the fields, ``on`` as an ISO date (as ``int-rules may-record
+        --format json`` writes them, less the code's term)."""
+        return {"code": self.code, "on": self.on.isoformat(), "allowed": self.allowed,
+                "reason": self.reason, "resulting_state": self.resulting_state,
+                "finding_id": self.finding_id}
+
 
 class PathwayCodeError(IntRulesError, ValueError):
     """A code that the pathway does not record was asked about."""

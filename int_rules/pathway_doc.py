@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .bundle import bundle_root
 from .pathway import Citation, Pathway, TransitionDef, load_pathway
 
 __all__ = [
@@ -28,8 +29,8 @@ _UNVERIFIED = "⚠ **UNVERIFIED**"
 
 
 def default_pathway_path() -> Path:
-    """The bundled pathway file: the repository's ``rulesets/pathway.yaml``."""
-    return Path(__file__).resolve().parent.parent / "rulesets" / "pathway.yaml"
+    """The bundled pathway file, ``rulesets/pathway.yaml`` (see :mod:`int_rules.bundle`)."""
+    return bundle_root() / "rulesets" / "pathway.yaml"
 
 
 def _cell(text: str) -> str:

@@ -124,7 +124,10 @@ class PatientRecord(BaseModel):
     """A snapshot of one patient's record. Immutable; hashable fields only.
 
     Events, admissions, risk scores and monitoring are kept as given (tuples); engines index
-    them themselves. Build it with :meth:`from_dict` or :meth:`from_json` to get our errors.
+    them themselves. Build it with :meth:`from_dict`, :meth:`from_json` or
+    :meth:`from_json_file` to get our errors (:class:`~int_rules.errors.RecordError`, naming
+    the patient and field); the JSON form is ``docs/schema/record.schema.json`` and
+    ``docs/record.md``.
     """
 
     model_config = _FROZEN
@@ -170,10 +173,15 @@ class PatientRecord(BaseModel):
     # -- construction -------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Any) -> PatientRecord:
+    def from_dict(cls, data: object) -> PatientRecord:
         """Validate ``data`` (a mapping as in the JSON form) into a record.
 
-        Raises :class:`~int_rules.errors.RecordError` naming the patient and every bad field.
+        Returns:
+            PatientRecord: the validated, immutable record.
+
+        Raises:
+            RecordError: ``data`` is not a mapping, or a field is missing or bad (naming the
+                patient and the field; ``RecordErrors`` when there are several).
         """
         if not isinstance(data, dict):
             kind = type(data).__name__
@@ -192,7 +200,15 @@ class PatientRecord(BaseModel):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> PatientRecord:
-        """Parse and validate a record from JSON text."""
+        """Parse and validate a record from JSON text.
+
+        Returns:
+            PatientRecord: the validated, immutable record.
+
+        Raises:
+            RecordError: the text is not JSON (naming line and column), or as
+                :meth:`from_dict`.
+        """
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -202,7 +218,15 @@ class PatientRecord(BaseModel):
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> PatientRecord:
-        """Read one record from a JSON file."""
+        """Read one record from a JSON file (UTF-8).
+
+        Returns:
+            PatientRecord: the validated, immutable record.
+
+        Raises:
+            RecordError: the file cannot be read, or as :meth:`from_json` (the message names
+                the file).
+        """
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")

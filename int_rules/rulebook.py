@@ -12,8 +12,9 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .bundle import bundle_root
 from .codelists import CodelistSet
 from .errors import Location
 from .facts import MatchGroups
@@ -27,13 +28,16 @@ if TYPE_CHECKING:
     from .assessment import Assessment
     from .engines.generated import GeneratedPlan
     from .engines.reference import CompiledCondition, ReferencePlan
+    from .results_schema import ProvenanceDict
+    from .review.approvals import Approvals
 
 __all__ = ["CompiledRule", "CompiledRuleset", "Rulebook", "default_rulebook_dir", "load"]
 
 
 def default_rulebook_dir() -> Path:
-    """The bundled ``rulesets/`` directory (beside the ``int_rules`` package in a checkout)."""
-    return Path(__file__).resolve().parent.parent / "rulesets"
+    """The bundled ``rulesets/`` directory (absolute): inside the installed package, or the
+    source tree's ``rulesets/`` (see :mod:`int_rules.bundle`)."""
+    return bundle_root() / "rulesets"
 
 
 @dataclass(frozen=True)
@@ -101,18 +105,21 @@ class Rulebook:
     #: The model as one generated Python function (built once, at load).
     generated: GeneratedPlan
     #: Approval records, content hashes and the status results report (review/approvals.py).
-    approvals: Any = None
+    approvals: Approvals | None = None
 
     @property
     def id(self) -> str:
+        """The rulebook's id (``rulebook:`` in ``rulebook.yaml``)."""
         return self.manifest.rulebook
 
     @property
     def version(self) -> str:
+        """The rulebook's version (``version:`` in ``rulebook.yaml``)."""
         return self.manifest.version
 
     @property
     def match_groups(self) -> MatchGroups:
+        """The reference engine's event index: one group per distinct set of codelists read."""
         return self.reference.match_groups
 
     @property
@@ -120,7 +127,7 @@ class Rulebook:
         """The codes ``may_record`` facts ask about (the pathway decides only these per record)."""
         return self.reference.may_record_codes
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> ProvenanceDict:
         """Which rulebook this is: id, version, content hash, each ruleset's and the pathway's
         version with the status results report (from the approval records), and overrides."""
         from .model.semantics import provenance
@@ -130,12 +137,14 @@ class Rulebook:
         return provenance(self.model, {t: status_of(self, t) for t in targets})
 
     def ruleset(self, ruleset_id: str) -> CompiledRuleset:
+        """The ruleset with this id; raises ``KeyError`` if there is none."""
         for rs in self.rulesets:
             if rs.id == ruleset_id:
                 return rs
         raise KeyError(ruleset_id)
 
     def rule(self, rule_id: str) -> CompiledRule:
+        """The rule with this id, in any ruleset; raises ``KeyError`` if there is none."""
         for rs in self.rulesets:
             for rule in rs.rules:
                 if rule.id == rule_id:
@@ -147,10 +156,22 @@ class Rulebook:
     ) -> Assessment:
         """Evaluate every fact and rule for ``record`` as of ``as_of``.
 
-        ``engine`` is ``"generated"`` (the default: the rulebook as one generated Python
-        function, built at load), ``"reference"`` (the oracle: one closure per fact, which
-        the generated engine is proven equal to) or ``"durable"`` (the same rulebook compiled
-        to durable_rules; needs the ``durable`` extra).
+        Events dated after ``as_of`` are ignored; the clock is never read. ``engine`` is
+        ``"generated"`` (the default: the rulebook as one generated Python function, built
+        at load), ``"reference"`` (the oracle: one closure per fact, which the generated
+        engine is proven equal to) or ``"durable"`` (the same rulebook compiled to
+        durable_rules; needs the ``durable`` extra). Pure and thread-safe.
+
+        Returns:
+            Assessment: every ruleset's outputs, the rules that fired, the pathway replay
+                and every fact with its evidence (``to_dict()`` gives stable JSON,
+                ``explain()`` plain English).
+
+        Raises:
+            TypeError: ``as_of`` is not a ``datetime.date`` (a ``datetime`` is refused too).
+            HitPolicyError: two rules of a ``unique`` decision fired for this record.
+            EngineUnavailableError: ``engine`` is unknown, or its optional dependency is
+                missing.
         """
         from .engines import record_engine
 
@@ -181,9 +202,22 @@ def load(
 ) -> Rulebook:
     """Load, validate and resolve the rulebook in ``directory`` (default: the bundled one).
 
-    ``overrides`` is an INT's parameter file (path) or a mapping ``{"ruleset.param": value}``.
-    Raises :class:`~int_rules.errors.RulesetError` (or ``RulesetErrors``) naming file, line,
-    column and key for every problem.
+    The bundled rulebook is found with :mod:`importlib.resources` wherever int_rules is
+    installed (see :mod:`int_rules.bundle`). ``overrides`` is an INT's parameter file (path) or
+    a mapping ``{"ruleset.param": value}``; only ``local-policy`` and ``assumption``
+    parameters can be overridden.
+
+    Returns:
+        Rulebook: immutable and safe to share between threads; its ``sha256`` names the
+            exact rules, facts, pathway, codelists and overrides it was built from.
+
+    Raises:
+        RulesetError: a problem with the manifest, a ruleset, the facts, the pathway or the
+            overrides, naming file, line, column and key; when there is no rulebook at
+            ``directory``, the message names the full path looked for.
+        RulesetErrors: several such problems, all reported together (a ``RulesetError``).
+        CodelistError: a codelist file that cannot be used (missing, malformed, or not what
+            the manifest's sha256 says).
     """
     from .loader import load_rulebook
 

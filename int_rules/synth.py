@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 
+from .bundle import package_data_dir
 from .errors import IntRulesError
 from .language.yamlsrc import load_yaml
 from .snomed import check_digit
@@ -57,7 +58,7 @@ __all__ = [
 #: The date synthetic histories are made up to when none is given (the end of 2025/26).
 DEFAULT_AS_OF = dt.date(2026, 3, 31)
 
-_DATA = Path(__file__).resolve().parent / "data"
+_DATA = package_data_dir()
 PROFILE_PATH = _DATA / "synth_profile.yaml"
 NEIGHBOURHOODS_PATH = _DATA / "neighbourhoods.tsv"
 _PRIME = 4294967291  # the largest prime below 2**32: uniform draws from DuckDB's hash

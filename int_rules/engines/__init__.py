@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Protocol
 from ..errors import EngineUnavailableError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..assessment import Assessment
+    from ..population.engine import PopulationRun
     from ..record import PatientRecord
     from ..rulebook import Rulebook
 
@@ -30,10 +33,11 @@ class RecordEngine(Protocol):
 
 
 class PopulationEngine(Protocol):
-    """Assess every patient of validated tables on a connection (see
-    :func:`int_rules.engines.duckdb.evaluate`)."""
+    """Assess every patient of an extract (a directory of analyst tables) as of one date:
+    :func:`int_rules.population.run_population` runs the ``duckdb`` engine
+    (:func:`int_rules.engines.duckdb.evaluate`) this way."""
 
-    name: str
+    def __call__(self, book: Rulebook, data_dir: str | Path, as_of: dt.date) -> PopulationRun: ...
 
 
 #: Per-record engines by name: the module whose ``assess`` runs it (imported when first used).

@@ -15,9 +15,9 @@ checked against (``tests/test_durable*.py``). How it works, for one record as of
    from what the actions recorded.
 2. **Facts** are computed as the reference engine computes them
    (:func:`int_rules.engines.reference.evaluate_facts`), fed the statechart's pathway result
-   and its own ``may_record`` decisions (from the pathway table's cells, or a second
-   statechart replay when the code would sit before events already recorded on ``as_of``):
-   the pathway is never replayed in Python for this engine.
+   and its own ``may_record`` decisions (``as_of``'s events walked through the pathway
+   table's cells with and without the code, from the state the statechart had reached when
+   that day began): the reference pathway is never replayed for this engine.
 3. **Rules.** Every YAML rule is compiled to a durable_rules rule over one *fact* per record
    that carries the fact values its rules read: dates as whole days from ``as_of``, facts with
    no value as absent fields, ordered categories also as their rank on the scale. Conditions
@@ -751,8 +751,7 @@ class _CompiledBook:
         ordered = self._pathway_events(record, as_of)
         with self._lock:
             pathway = self._replay(record.patient_id, ordered, as_of)
-            allowed = self._allowed(record.patient_id, ordered, as_of, pathway,
-                                    book.may_record_codes)
+            allowed = self._allowed(ordered, as_of, pathway, book.may_record_codes)
             ctx = evaluate_facts(book, record, as_of, replayed=(pathway, allowed))
             fired = self._fire(record, ctx.values, as_of)
         chosen: list[CompiledRule] = []
@@ -783,35 +782,44 @@ class _CompiledBook:
             ((ev.date, ev.code) for ev in record.events), self._by_code, self._death, as_of,
             record.date_of_death)]
 
-    def _allowed(self, patient_id: str, ordered: list[tuple[dt.date, int, str, str]],
-                 as_of: dt.date, before: PathwayResult, codes: frozenset[str]) -> frozenset[str]:
+    def _allowed(self, ordered: list[tuple[dt.date, int, str, str]], as_of: dt.date,
+                 before: PathwayResult, codes: frozenset[str]) -> frozenset[str]:
         """Which of ``codes`` may be recorded on ``as_of``: recording it would add no finding.
 
-        Decided from the statechart's own replay: when the code would be the last event (the
-        common case) by its cell in the current state and the same-day conflicts with the
-        steps already recorded that day; otherwise (it would sit before events recorded on
-        ``as_of``, by precedence) by replaying the statechart with it and comparing findings.
+        Decided from the statechart's replay (``before``) and the pathway table's cells: the
+        state the person was in when ``as_of`` began, then that day's events walked through
+        the cells with and without the code (in replay order), comparing their findings.
+        Earlier days cannot change, so only ``as_of`` is walked.
         """
+        day = [e for e in ordered if e[0] == as_of]
+        start = next((t.from_state for t in before.history if t.date == as_of), before.state)
+        base = self._day_findings(start, day)
         out = []
-        day_steps = {step for day, _, _, step in ordered if day == as_of}
-        for code in sorted(codes):
+        for code in codes:
             info = self._by_code.get(code)
             if info is None:
                 continue
             prec, index = info
-            step = self._step_ids[index]
-            new = (as_of, prec, code, step)
-            if not ordered or ordered[-1] <= new:
-                cell = self._cells[(before.state, step)]
-                conflict = any(step in (early, late) and ({early, late} - {step}) & day_steps
-                               for early, late, _ in self._same_day)
-                if cell.finding is None and not conflict:
-                    out.append(code)
-                continue
-            after = self._replay(patient_id, sorted([*ordered, new]), as_of)
-            if not collections.Counter(after.findings) - collections.Counter(before.findings):
+            new = (as_of, prec, code, self._step_ids[index])
+            if not self._day_findings(start, sorted([*day, new])) - base:
                 out.append(code)
         return frozenset(out)
+
+    def _day_findings(self, state: str, events: Sequence[tuple[dt.date, int, str, str]]
+                      ) -> collections.Counter[tuple[str, str | None, str]]:
+        """The findings (id, code, state before) of one day's events from ``state``."""
+        found: collections.Counter[tuple[str, str | None, str]] = collections.Counter()
+        seen: set[str] = set()
+        for _, _, code, step in events:
+            for early, late, finding in self._same_day:
+                if step in (early, late) and ({early, late} - {step}) & seen:
+                    found[(finding.id, code or None, state)] += 1
+            seen.add(step)
+            cell = self._cells[(state, step)]
+            if cell.finding is not None:
+                found[(cell.finding.id, code or None, state)] += 1
+            state = cell.to_state
+        return found
 
     def _session(self) -> _Run:
         run = _Run(str(next(self._sids)))

@@ -375,7 +375,7 @@ def fire_rules(book: Rulebook, values: dict[str, Any], patient_id: str) -> tuple
     """The rules that fire for these fact values, after each decision's hit policy."""
     fired: list[CompiledRule] = []
     for rs in book.rulesets:
-        policy = rs.hit_policy
+        policy = rs.decision.hit_policy
         if policy == "first":  # stop at the first that holds
             for rule in rs.rules:
                 if rule.condition.test(values):
@@ -383,6 +383,8 @@ def fire_rules(book: Rulebook, values: dict[str, Any], patient_id: str) -> tuple
                     break
             continue
         hits = [rule for rule in rs.rules if rule.condition.test(values)]
+        if not hits:
+            continue
         try:
             fired.extend(select_hits(policy, hits, _priority))
         except UniqueOverlap as overlap:

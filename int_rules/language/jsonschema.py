@@ -1,4 +1,4 @@
-"""Export the JSON Schema of every file kind into ``docs/schema/``.
+"""Export the JSON Schema of every file kind, and of the results, into ``docs/schema/``.
 
 YAML editors (e.g. VS Code's YAML extension) validate rulesets as they are typed when pointed at
 these schemas, e.g. with a first line
@@ -6,6 +6,9 @@ these schemas, e.g. with a first line
 
 Run ``python -m int_rules.language.jsonschema`` to write them, ``--check`` to verify they are
 current (a test does this, so a schema change without regenerated files fails CI).
+
+``assessment.schema.json`` is the format of ``Assessment.to_dict()`` (and of
+``int-rules assess --format json``), from :mod:`int_rules.results_schema`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ..bundle import project_root
 from ..record import PatientRecord
+from ..results_schema import assessment_json_schema
 from .schema import FactsFile, OverridesFile, RulebookManifest, RulesetFile
 
 __all__ = ["SCHEMAS", "main", "render_schemas"]
@@ -39,13 +44,16 @@ def render_schemas() -> dict[str, str]:
         schema = model.model_json_schema(by_alias=True)
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         out[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    out["assessment.schema.json"] = json.dumps(assessment_json_schema(), indent=2,
+                                               sort_keys=True) + "\n"
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "docs" / "schema")
+    parser.add_argument("--out", type=Path, default=project_root() / "docs" / "schema",
+                        help="output folder (default: docs/schema in the source tree, else in "
+                             "the working folder)")
     parser.add_argument("--check", action="store_true", help="fail if the files are not current")
     args = parser.parse_args(argv)
     stale = []

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from ..results_schema import ProvenanceDict
 from .nodes import Decision, OutputValue, RuleModel, Scalar
 
 __all__ = [
@@ -142,7 +143,7 @@ def aggregate_outputs(decision: Decision,
     return res
 
 
-def provenance(model: RuleModel, statuses: Mapping[str, str] | None = None) -> dict[str, Any]:
+def provenance(model: RuleModel, statuses: Mapping[str, str] | None = None) -> ProvenanceDict:
     """Which rulebook produced a result: id, version, sha256, decision versions and statuses,
     the pathway's, and the parameter overrides. ``statuses`` (decision id or ``pathway`` ->
     status) are the statuses results report when they differ from those declared (e.g. from

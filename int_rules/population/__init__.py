@@ -1,5 +1,7 @@
 """Population runs for analysts: a whole GP extract assessed on DuckDB, as of one date.
 
+* :mod:`.memory`: in-memory tables (pyarrow, pandas, polars) in, Arrow tables out:
+  :func:`assess_tables`.
 * :mod:`.tables`: the input tables (patients, clinical events, admissions, risk scores,
   monitoring), read from a directory of CSV or Parquet files; every row validated; bad rows to
   the rejects with file, row and reason.
@@ -18,13 +20,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TABLES", "PopulationInputError", "PopulationRun", "population_report",
-           "run_population"]
+__all__ = ["TABLES", "PopulationInputError", "PopulationRun", "PopulationTables",
+           "assess_tables", "population_report", "run_population"]
 
 _LAZY = {
     "TABLES": "tables",
     "PopulationInputError": "tables",
     "PopulationRun": "engine",
+    "PopulationTables": "memory",
+    "assess_tables": "memory",
     "run_population": "engine",
     "population_report": "run",
 }

@@ -26,6 +26,7 @@ from ..engines.sql import CompiledPopulation, age_sql, compile_model, fact_colum
 from ..errors import IntRulesError
 from ..review.approvals import overall_status as least_approved
 from ..review.approvals import status_of
+from .memory import MEMORY_DIR, ArrowStreamExportable, register_tables
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
 
 def provenance(book: Rulebook) -> dict[str, Any]:
     """Which rulebook produced the outputs: id, version, sha256, ruleset versions and statuses."""
-    return book.provenance()
+    return dict(book.provenance())
 
 
 def statuses_text(book: Rulebook) -> str:
@@ -163,7 +164,7 @@ def connect(threads: int | None = None, memory_limit: str | None = None,
 
 def run_population(
     book: Rulebook,
-    data_dir: str | Path,
+    data_dir: str | Path | Mapping[str, ArrowStreamExportable | pa.Table],
     as_of: dt.date,
     *,
     progress: Progress | None = None,
@@ -175,6 +176,10 @@ def run_population(
     finding_rulesets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> PopulationRun:
     """Assess every patient in ``data_dir`` as of ``as_of`` with ``book``.
+
+    ``data_dir`` is a folder of files, or a mapping of table name to in-memory table (pyarrow
+    Table, pandas or polars DataFrame; see :mod:`.memory`, whose :func:`~.memory.assess_tables`
+    also returns the results as Arrow tables), validated exactly as file rows are.
 
     ``keep_facts`` names facts to keep beside the rule masks in ``__cm`` (column ``f_<name>``),
     for summaries such as the dashboard that would otherwise recompute every fact.
@@ -190,7 +195,7 @@ def run_population(
         raise ValueError(f"pathway_mode must be 'signatures' or 'per_patient', not "
                          f"{pathway_mode!r}")
     say = progress or (lambda _m, _f: None)
-    directory = Path(data_dir)
+    directory = Path(data_dir) if not isinstance(data_dir, Mapping) else MEMORY_DIR
     compiled = compile_model(book.model, as_of)
     con = connect(threads, memory_limit, temp_directory)
     timings: dict[str, float] = {}
@@ -206,8 +211,10 @@ def run_population(
         info = engine.pathway_codes(book.model.pathway)
         engine.code_tables(con, compiled, info)
         say("reading and checking the tables", 0.0)
+        found = register_tables(con, data_dir) if isinstance(data_dir, Mapping) else None
         loaded = load_tables(con, directory, lambda m: say(m, 0.1), keep_codes="__relevant",
-                             aggregates={"ev": RowAggregates(*engine.row_aggregates(compiled))})
+                             aggregates={"ev": RowAggregates(*engine.row_aggregates(compiled))},
+                             found=found)
         lap("read_and_validate")
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
                             pathway_mode=pathway_mode)
@@ -419,3 +426,9 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
                         f"{sha} AS rulebook_sha256, {status} AS rulebook_status FROM rejects_out "
                         "ORDER BY tbl, file, row", "rejects.csv")
     return paths
+
+
+if TYPE_CHECKING:  # mypy checks that run_population is a PopulationEngine
+    from ..engines import PopulationEngine
+
+    _IS_A_POPULATION_ENGINE: PopulationEngine = run_population

@@ -176,12 +176,13 @@ _NOT_DATA = frozenset({".json", ".md", ".txt", ".yaml", ".yml"})
 
 @dataclass(frozen=True)
 class TableFile:
-    """One input file of one table."""
+    """One input file of one table (or an in-memory table, see :mod:`.memory`)."""
 
     table: str
     path: Path
     shown: str  # as reported to the user (relative to the data directory)
-    format: Literal["csv", "parquet"]
+    format: Literal["csv", "parquet", "memory"]
+    relation: str | None = None  # "memory": the DuckDB view it is registered as
 
 
 def _format_of(path: Path) -> Literal["csv", "parquet"] | None:
@@ -321,6 +322,9 @@ _CSV_OPTIONS = "all_varchar=true, header=true, delim=',', quote='\"', escape='\"
 
 
 def _scan_sql(tf: TableFile) -> str:
+    if tf.format == "memory":
+        assert tf.relation is not None
+        return tf.relation  # numbered like Parquet rows (file_row_number, from 0)
     path = _q(str(tf.path))
     if tf.format == "parquet":
         return f"read_parquet({path}, file_row_number=true)"
@@ -329,6 +333,9 @@ def _scan_sql(tf: TableFile) -> str:
 
 
 def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, str]]:
+    if tf.format == "memory":
+        rows = con.execute(f"DESCRIBE SELECT * EXCLUDE (file_row_number) FROM {tf.relation}")
+        return [(str(r[0]), str(r[1])) for r in rows.fetchall()]
     try:
         if tf.path.stat().st_size == 0:
             raise PopulationInputError(f"{tf.shown}: the file is empty (expected a header row "
@@ -584,7 +591,7 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
                f"{', '.join(w for _, w in reasons)}), '') END AS reason")
     # Parquet: the row number (1-based). CSV: the line number, the header being line 1 (lines
     # the CSV reader rejects shift the ones after them; see _record_csv_rejects).
-    row = ("file_row_number + 1" if tf.format == "parquet" else "row_number() OVER () + 1")
+    row = ("row_number() OVER () + 1" if tf.format == "csv" else "file_row_number + 1")
     base = (f"SELECT {row if numbered else 'NULL'} AS __row, {', '.join(inner)} "
             f"FROM {_scan_sql(tf)}")
     trim = f"SELECT __row, {', '.join(trimmed)} FROM ({base})"
@@ -639,8 +646,10 @@ def load_tables(
     progress: Progress | None = None,
     keep_codes: str | None = None,
     aggregates: Mapping[str, RowAggregates] | None = None,
+    found: Mapping[str, list[TableFile]] | None = None,
 ) -> LoadResult:
-    """Read and validate every table of ``data_dir`` into ``con``.
+    """Read and validate every table of ``data_dir`` (or the tables ``found`` gives, e.g.
+    in-memory ones registered by :func:`.memory.register_tables`) into ``con``.
 
     Patients are read into ``pt`` (accepted patients: pid, patient_id, dob, birth_precision,
     sex, practice, neighbourhood, gp_system, dod, rejected_rows; ``pid`` follows the input
@@ -657,7 +666,7 @@ def load_tables(
     """
     say = progress or (lambda _msg: None)
     aggregates = aggregates or {}
-    found, notes = discover(data_dir)
+    found, notes = discover(data_dir) if found is None else (found, [])
     files: list[TableFile] = []
     stats: dict[str, TableStats] = {}
     con.execute("CREATE OR REPLACE TEMP TABLE rejects (tbl VARCHAR, file_idx INTEGER, "
@@ -706,7 +715,7 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
         con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, "
                     "reason VARCHAR)")
         return
-    if all(tf.format == "parquet" for tf in tfs):
+    if all(tf.format != "csv" for tf in tfs):
         try:
             con.execute(f"CREATE TEMP VIEW {src} AS " + " UNION ALL ".join(
                 f"({sel})" for sel in selects))

@@ -38,7 +38,12 @@ def _rulebook_dir(rules: Path | None) -> Path:
 
 
 def _project_root(rules: Path | None) -> Path:
-    return _rulebook_dir(rules).resolve().parent
+    """The folder whose ``docs/`` the generated pages go to by default: the rulebook's parent,
+    or the working folder when the rulebook is the one installed inside the package."""
+    from ..bundle import is_installed_bundle
+
+    root = _rulebook_dir(rules).resolve().parent
+    return Path.cwd() if is_installed_bundle(root) else root
 
 
 def _write_or_check(text: str, out: Path, check: bool, what: str, regenerate: str) -> int:

@@ -78,6 +78,7 @@ CHECKS: Mapping[str, tuple[Severity, str]] = {
     "hazard-no-control": ("error", "a hazard (or control) without controls, rules or tests"),
     "hazard-unknown-rule": ("error", "a control names a rule that does not exist"),
     "hazard-unknown-test": ("error", "a control names a test that does not exist"),
+    "hazards-tests-skipped": ("info", "the tests controls name were not checked (no tests/)"),
     "hazard-unknown": ("error", "a rule names a hazard that is not in the log"),
     "hazard-risk": ("error", "a risk rating does not match the risk matrix"),
     "hazard-untested-control": ("warning", "a control names no test"),
@@ -624,8 +625,8 @@ def lint(
     if base.is_file():
         base = base.parent
     if not (base / "rulebook.yaml").is_file():
-        raise RulesetError(Location(str(base)), "no rulebook here (expected rulebook.yaml in "
-                                                "this folder)")
+        raise RulesetError(Location(str(base)), "no rulebook here (looked for "
+                                                f"{(base / 'rulebook.yaml').resolve()})")
     problem: Exception | None = None
     if book is None:
         try:
