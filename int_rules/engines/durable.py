@@ -13,11 +13,12 @@ checked against (``tests/test_durable*.py``). How it works, for one record as of
    transition. Same-day conflicts (``same_day`` in the pathway) are a separate ruleset whose
    rules *join* two facts of the same date. The state, history and findings are assembled
    from what the actions recorded.
-2. **Facts** are computed as the reference engine computes them
-   (:func:`int_rules.engines.reference.evaluate_facts`), fed the statechart's pathway result
-   and its own ``may_record`` decisions (``as_of``'s events walked through the pathway
-   table's cells with and without the code, from the state the statechart had reached when
-   that day began): the reference pathway is never replayed for this engine.
+2. **Facts** are computed by the generated engine's function
+   (:func:`int_rules.engines.generated.evaluate`, without its rules), fed the statechart's
+   pathway result and its own ``may_record`` decisions (``as_of``'s events walked through the
+   pathway table's cells with and without the code, from the state the statechart had
+   reached when that day began): the reference pathway is never replayed for this engine, and
+   comparing it with the reference also checks the generated facts against the closures.
 3. **Rules.** Every YAML rule is compiled to a durable_rules rule over one *fact* per record
    that carries the fact values its rules read: dates as whole days from ``as_of``, facts with
    no value as absent fields, ordered categories also as their rank on the scale. Conditions
@@ -94,7 +95,7 @@ from ..model import nodes as n
 from ..model.nodes import ValueType as FactType
 from ..model.semantics import UniqueOverlap, pathway_order, select_hits
 from ..pathway import PathwayFinding, PathwayResult, PathwayTransition
-from .reference import evaluate_facts
+from .generated import evaluate as evaluate_facts
 
 if TYPE_CHECKING:
     from ..record import PatientRecord
@@ -752,8 +753,9 @@ class _CompiledBook:
         with self._lock:
             pathway = self._replay(record.patient_id, ordered, as_of)
             allowed = self._allowed(ordered, as_of, pathway, book.may_record_codes)
-            ctx = evaluate_facts(book, record, as_of, replayed=(pathway, allowed))
-            fired = self._fire(record, ctx.values, as_of)
+            values, evidence, _, _ = evaluate_facts(book, record, as_of, fire=False,
+                                                    replayed=(pathway, allowed))
+            fired = self._fire(record, values, as_of)
         chosen: list[CompiledRule] = []
         for decision in self._decisions:
             hits = [rule for rule in decision.rules if rule.id in fired]
@@ -768,8 +770,8 @@ class _CompiledBook:
             record=record,
             as_of=as_of,
             engine="durable",
-            values=ctx.values,
-            evidence=ctx.evidence,
+            values=values,
+            evidence=evidence,
             fired=tuple(chosen),
             pathway=pathway,
         )
