@@ -13,6 +13,7 @@ import pytest
 import int_rules
 import int_rules.assessment
 import int_rules.bundle
+import int_rules.engines.generated
 import int_rules.engines.reference
 import int_rules.pathway
 import int_rules.results_schema
@@ -29,7 +30,7 @@ STILL_ANY = {
 # Names the modules import only for type checking.
 NAMES = {**vars(int_rules.pathway), **vars(int_rules.rulebook), **vars(int_rules.assessment),
          **vars(int_rules.review.approvals), **vars(int_rules.engines.reference),
-         **vars(int_rules.results_schema)}
+         **vars(int_rules.engines.generated), **vars(int_rules.results_schema)}
 
 
 def _has_any(hint: object) -> bool:
