@@ -40,25 +40,27 @@ def _add_rulebook_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_assess(args: argparse.Namespace) -> int:
-    from .record import PatientRecord
+    from .fhir.cli import read_record_file
     from .rulebook import load
 
     book = load(args.rules, args.params)
-    record = PatientRecord.from_json_file(args.record)
+    record = read_record_file(args.record)
     result = book.assess(record, args.as_of, engine=args.engine)
     if args.format == "json":
         print(result.to_json())
+    elif args.format == "cds-hooks":
+        print(json.dumps(result.to_cds_hooks(), indent=2, ensure_ascii=False))
     else:
         print(result.explain())
     return EXIT_OK
 
 
 def _cmd_may_record(args: argparse.Namespace) -> int:
-    from .record import PatientRecord
+    from .fhir.cli import read_record_file
     from .rulebook import load
 
     book = load(args.rules, args.params)
-    record = PatientRecord.from_json_file(args.record)
+    record = read_record_file(args.record)
     if args.code:
         decisions = [book.may_record(record, args.code, args.on)]
     else:
@@ -91,10 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("assess", help="assess one patient record (JSON) as of a date",
                        description="Assess one record: cohorts, pathway state, next steps, review "
                                    "reasons, step-down, monitoring level, data quality, and why.")
-    p.add_argument("record", type=Path, help="a patient record JSON file (see docs/record.md)")
+    p.add_argument("record", type=Path, help="a patient record JSON file (see docs/record.md), "
+                   "or one patient's FHIR Bundle (UK Core; see docs/fhir.md)")
     p.add_argument("--as-of", type=_date, required=True, metavar="YYYY-MM-DD",
                    help="the date to assess as of; events after it are ignored")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json", "cds-hooks"), default="text",
+                   help="text (the explanation), json (Assessment.to_dict) or cds-hooks "
+                        "(CDS Hooks 2.0 cards)")
     p.add_argument("--engine", choices=("reference", "durable"), default="reference",
                    help="evaluation engine (default: reference)")
     _add_rulebook_args(p)
@@ -102,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("may-record", help="may a pathway code be recorded now? (or list those "
                                           "that may)")
-    p.add_argument("record", type=Path, help="a patient record JSON file")
+    p.add_argument("record", type=Path, help="a patient record JSON file, or a FHIR Bundle")
     p.add_argument("--on", type=_date, required=True, metavar="YYYY-MM-DD")
     p.add_argument("--code", help="the SNOMED CT code to check; omit to list every code that "
                                   "may be recorded next")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -229,6 +230,17 @@ class PatientRecord(BaseModel):
             return cls.from_json(text)
         except RecordError as exc:
             raise _prefix_file(exc, p) from None
+
+    @classmethod
+    def from_fhir(cls, bundle: Mapping[str, object] | str | bytes,
+                  **context: str | None) -> PatientRecord:
+        """Read one patient's FHIR R4 Bundle (UK Core; a dict or JSON text): see docs/fhir.md.
+
+        ``neighbourhood=`` and ``gp_system=`` give what FHIR does not carry.
+        """
+        from .fhir.bundle import read_bundle
+
+        return read_bundle(bundle, **context).record
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data; ``from_dict(r.to_dict()) == r``."""

@@ -542,19 +542,20 @@ def write_population(
     patients: int,
     seed: int = 1,
     as_of: dt.date = DEFAULT_AS_OF,
-    fmt: Literal["csv", "parquet"] = "csv",
+    fmt: Literal["csv", "parquet", "fhir"] = "csv",
     book: Rulebook | None = None,
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
 ) -> SynthSummary:
-    """Write a synthetic population's tables (``<table>.csv`` or ``.parquet``) to ``out_dir``.
+    """Write a synthetic population's tables (``<table>.csv`` or ``.parquet``) to ``out_dir``,
+    or (``fmt="fhir"``) the same people as a FHIR Bulk Data export (docs/fhir.md).
 
     Also writes ``synth.json`` (size, seed, date and row counts) beside them.
     """
     say = progress or (lambda _m: None)
     out = Path(out_dir)
-    if fmt not in ("csv", "parquet"):
-        raise SynthError(f"format must be csv or parquet, not {fmt!r}")
+    if fmt not in ("csv", "parquet", "fhir"):
+        raise SynthError(f"format must be csv, parquet or fhir, not {fmt!r}")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -575,7 +576,13 @@ def write_population(
         generate(con, patients, seed, as_of, book)
         files: dict[str, Path] = {}
         rows: dict[str, int] = {}
-        for name, view in _OUTPUTS:
+        if fmt == "fhir":
+            from .fhir.synth_export import write_bulk_export
+
+            say("writing the FHIR Bulk Data export")
+            rows = write_bulk_export(con, out)
+            files = {name: out / name for name in rows}
+        for name, view in _OUTPUTS if fmt != "fhir" else ():
             say(f"writing {name}")
             path = out / f"{name}.{fmt}"
             opts = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else \

@@ -105,8 +105,17 @@ def _cmd_population(args: argparse.Namespace) -> int:
     from .run import population_report
 
     book = _load_book(args)
+    data_dir = args.data_dir
+    if args.practices is not None and not args.fhir:
+        raise CliInputError("--practices is for a FHIR export: give --fhir too")
     with _progress(args.quiet, "population") as progress:
-        result = population_report(book, args.data_dir, args.as_of, args.out, progress=progress,
+        if args.fhir:
+            from ..fhir.bulk import read_fhir_for_population
+
+            data_dir = read_fhir_for_population(args.data_dir, args.out, args.practices,
+                                                progress, args.threads, args.quiet,
+                                                args.memory_limit)
+        result = population_report(book, data_dir, args.as_of, args.out, progress=progress,
                                    with_facts=args.with_facts, threads=args.threads,
                                    memory_limit=args.memory_limit)
     _print_report(result, args.quiet)
@@ -178,6 +187,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the date to assess as of; events after it are ignored (and reported)")
     p.add_argument("--out", type=Path, required=True, metavar="OUT_DIR",
                    help="folder for the outputs (created if needed; our files are replaced)")
+    p.add_argument("--fhir", action="store_true",
+                   help="DATA_DIR is a FHIR Bulk Data export (Patient.ndjson, Condition.ndjson, "
+                        "Observation.ndjson, Encounter.ndjson, RiskAssessment.ndjson, "
+                        "Flag.ndjson, Organization.ndjson; .ndjson.gz too): see docs/fhir.md")
+    p.add_argument("--practices", type=Path, default=None, metavar="FILE",
+                   help="with --fhir: CSV of practice,neighbourhood,gp_system (FHIR carries "
+                        "neither; default DATA_DIR/practices.csv when present)")
     p.add_argument("--with-facts", action="store_true",
                    help="also write facts.parquet: every fact's value for every patient")
     p.add_argument("--fail-on-rejects", action="store_true",
@@ -202,8 +218,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="folder to write the tables into")
     p.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD",
                    help="the date histories run up to (default 2026-03-31)")
-    p.add_argument("--format", choices=("csv", "parquet"), default="csv",
-                   help="file format (default csv; parquet is smaller and faster to read)")
+    p.add_argument("--format", choices=("csv", "parquet", "fhir"), default="csv",
+                   help="file format (default csv; parquet is smaller and faster to read; fhir "
+                        "writes the same people as a FHIR Bulk Data export, NDJSON: see "
+                        "docs/fhir.md)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _rulebook_args(p)
     p.add_argument("--threads", type=_positive, default=None, metavar="N",
