@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import IntRulesError
 from .facts import EvidenceItem, FactValue
+from .fhir.cds_hooks import CdsHooksResponse
 from .guidance_names import guidance_name
 from .language.plain import describe_condition, format_value
 from .model.semantics import aggregate_outputs, overlap_message
@@ -241,6 +242,12 @@ class Assessment:
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`to_dict` as JSON text (UTF-8 characters kept as they are)."""
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False, ensure_ascii=False)
+
+    def to_cds_hooks(self) -> CdsHooksResponse:
+        """CDS Hooks 2.0 cards for this assessment, ``{"cards": [...]}`` (see docs/fhir.md)."""
+        from .fhir.cds_hooks import cds_hooks_response
+
+        return cds_hooks_response(self)
 
     def comparable(self) -> dict[str, Any]:
         """``to_dict()`` without the engine name: equal across engines for the same inputs."""

@@ -19,6 +19,20 @@ class SnomedCodeError(IntRulesError, ValueError):
     """A value that is not a well-formed SNOMED CT concept identifier."""
 
 
+#: Messages show at most this many characters of a patient id, and list at most this many
+#: problems of one record (then how many more): a hostile record cannot flood a terminal.
+MAX_ID_SHOWN = 60
+MAX_PROBLEMS_SHOWN = 20
+
+
+def _who(patient_id: str | None) -> str:
+    if not patient_id:
+        return "record (no patient_id)"
+    shown = patient_id if len(patient_id) <= MAX_ID_SHOWN else (
+        f"{patient_id[:MAX_ID_SHOWN]}... ({len(patient_id):,} characters)")
+    return f"patient {shown!r}"
+
+
 class RecordError(IntRulesError, ValueError):
     """A patient record that cannot be used, naming the patient and the field."""
 
@@ -26,19 +40,21 @@ class RecordError(IntRulesError, ValueError):
         self.patient_id = patient_id
         self.field = field
         self.message = message
-        who = f"patient {patient_id!r}" if patient_id else "record (no patient_id)"
-        super().__init__(f"{who}: {field}: {message}")
+        super().__init__(f"{_who(patient_id)}: {field}: {message}")
 
 
 class RecordErrors(RecordError):
-    """Several problems with one record, reported together."""
+    """Several problems with one record, reported together (the first
+    :data:`MAX_PROBLEMS_SHOWN` listed in the message, all of them in ``problems``)."""
 
     def __init__(self, patient_id: str | None, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
         first_field, first_message = problems[0]
         super().__init__(patient_id, first_field, first_message)
-        who = f"patient {patient_id!r}" if patient_id else "record (no patient_id)"
-        lines = [f"{who}: {field}: {message}" for field, message in problems]
+        who = _who(patient_id)
+        lines = [f"{who}: {field}: {message}" for field, message in problems[:MAX_PROBLEMS_SHOWN]]
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            lines.append(f"{who}: ... and {len(problems) - MAX_PROBLEMS_SHOWN:,} more problems")
         self.args = ("\n".join(lines),)
 
 

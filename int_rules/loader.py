@@ -10,6 +10,7 @@ and :mod:`int_rules.model.resolve` their meaning. Every problem found is reporte
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -262,6 +263,8 @@ def _effective_params(
             if param.provenance == "guidance":
                 problems.add(loc, f"parameter {key} comes from the guidance and cannot be "
                                   "overridden locally", key)
+            elif isinstance(new, float) and not math.isfinite(new):
+                problems.add(loc, f"override of {key} must be a finite number, got {new!r}", key)
             elif type(new) is not type(value) and not (
                 isinstance(new, (int, float)) and isinstance(value, (int, float))
                 and not isinstance(new, bool) and not isinstance(value, bool)

@@ -16,15 +16,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .errors import RecordError, RecordErrors
 from .snomed import SnomedConceptId
 from .snomed import _string_problem as _code_problem
+from .vocabulary import (
+    MAX_ID_LENGTH,
+    parse_bool,
+    parse_date,
+    parse_gp_system,
+    parse_kind,
+    parse_number,
+    parse_sex,
+)
 
 __all__ = [
     "Admission",
@@ -38,6 +55,25 @@ __all__ = [
 
 Sex = Literal["female", "male", "other", "unknown"]
 GpSystem = Literal["EMIS", "SystmOne", "other"]
+
+
+def _optional(parse: Any) -> Any:
+    return BeforeValidator(lambda v: None if v is None else parse(v))
+
+
+# Every value is read through the one input vocabulary (int_rules.vocabulary), as the
+# population tables are: the same text means the same thing in a record and in a table.
+_Date = Annotated[dt.date, BeforeValidator(parse_date)]
+_OptDate = Annotated[dt.date | None, _optional(parse_date)]
+_Number = Annotated[float, BeforeValidator(parse_number)]
+_OptNumber = Annotated[float | None, _optional(parse_number)]
+_Flag = Annotated[bool, BeforeValidator(parse_bool)]
+_Sex = Annotated[Sex, BeforeValidator(parse_sex)]
+_Kind = Annotated[Literal["reading", "alert"], BeforeValidator(parse_kind)]
+_OptGpSystem = Annotated[GpSystem | None, _optional(parse_gp_system)]
+
+#: JSON records nested deeper than this are refused (a record is four levels deep).
+MAX_JSON_DEPTH = 64
 
 # NaN and infinity are refused: they compare in no useful way and engines would disagree on them.
 _FROZEN = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
@@ -58,10 +94,10 @@ class CodedEvent:
     """
 
     code: SnomedConceptId
-    date: dt.date
-    value: float | None = None
+    date: _Date
+    value: _OptNumber = None
     unit: str | None = None
-    is_problem: bool = False
+    is_problem: _Flag = False
 
 
 class Admission(BaseModel):
@@ -69,9 +105,9 @@ class Admission(BaseModel):
 
     model_config = _FROZEN
 
-    admitted: dt.date
-    discharged: dt.date | None = None
-    emergency: bool
+    admitted: _Date
+    discharged: _OptDate = None
+    emergency: _Flag
 
     @model_validator(mode="after")
     def _discharge_not_before_admission(self) -> Admission:
@@ -98,8 +134,8 @@ class RiskScore(BaseModel):
 
     model_config = _FROZEN
 
-    date: dt.date
-    value: float
+    date: _Date
+    value: _Number
     source: str = Field(min_length=1)
 
 
@@ -108,10 +144,10 @@ class MonitoringEvent(BaseModel):
 
     model_config = _FROZEN
 
-    date: dt.date
-    kind: Literal["reading", "alert"]
+    date: _Date
+    kind: _Kind
     measure: str | None = None
-    value: float | None = None
+    value: _OptNumber = None
 
 
 def _parse_birth(value: Any) -> tuple[Any, str]:
@@ -132,26 +168,18 @@ class PatientRecord(BaseModel):
 
     model_config = _FROZEN
 
-    patient_id: str = Field(min_length=1)
-    date_of_birth: dt.date
+    patient_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    date_of_birth: _Date
     birth_precision: Literal["day", "month"] = "day"
-    sex: Sex = "unknown"
+    sex: _Sex = "unknown"
     practice: str | None = None
     neighbourhood: str | None = None
-    gp_system: GpSystem | None = None
-    date_of_death: dt.date | None = None
+    gp_system: _OptGpSystem = None
+    date_of_death: _OptDate = None
     events: tuple[CodedEvent, ...] = ()
     admissions: tuple[Admission, ...] = ()
     risk_scores: tuple[RiskScore, ...] = ()
     monitoring: tuple[MonitoringEvent, ...] = ()
-
-    @field_validator("gp_system", mode="before")
-    @classmethod
-    def _gp_system_names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            folded = {"emis": "EMIS", "systmone": "SystmOne", "s1": "SystmOne", "other": "other"}
-            return folded.get(value.strip().lower(), value)
-        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -200,21 +228,19 @@ class PatientRecord(BaseModel):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> PatientRecord:
-        """Parse and validate a record from JSON text.
+        """Parse and validate a record from JSON text (UTF-8 when bytes).
 
         Returns:
             PatientRecord: the validated, immutable record.
 
         Raises:
-            RecordError: the text is not JSON (naming line and column), or as
-                :meth:`from_dict`.
+            RecordError: naming where: text that is not UTF-8, invalid JSON (line and column),
+                a key given twice in one object, nesting too deep, numbers too long to read;
+                or as :meth:`from_dict`.
         """
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            where = f"(JSON line {exc.lineno} column {exc.colno})"
-            raise RecordError(None, where, exc.msg) from None
-        return cls.from_dict(data)
+        if isinstance(text, (bytes, bytearray)):
+            text = _decode(bytes(text))
+        return cls.from_dict(_load_json(text))
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> PatientRecord:
@@ -229,13 +255,24 @@ class PatientRecord(BaseModel):
         """
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
+            raw = p.read_bytes()
         except OSError as exc:
             raise RecordError(None, str(p), f"cannot read file: {exc.strerror}") from None
         try:
-            return cls.from_json(text)
+            return cls.from_json(raw)
         except RecordError as exc:
             raise _prefix_file(exc, p) from None
+
+    @classmethod
+    def from_fhir(cls, bundle: Mapping[str, object] | str | bytes,
+                  **context: str | None) -> PatientRecord:
+        """Read one patient's FHIR R4 Bundle (UK Core; a dict or JSON text): see docs/fhir.md.
+
+        ``neighbourhood=`` and ``gp_system=`` give what FHIR does not carry.
+        """
+        from .fhir.bundle import read_bundle
+
+        return read_bundle(bundle, **context).record
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data; ``from_dict(r.to_dict()) == r``."""
@@ -248,6 +285,80 @@ class PatientRecord(BaseModel):
     def to_json(self) -> str:
         """The record as JSON text (keys in a stable order)."""
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _decode(raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise RecordError(None, "(file)", "the file is UTF-16; save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RecordError(None, f"(JSON line {line} column {column})",
+                          f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as "
+                          "UTF-8") from None
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _depth_at(text: str) -> tuple[int, int] | None:
+    """(line, column) where ``text`` first nests deeper than MAX_JSON_DEPTH, if it does."""
+    depth = 0
+    in_string = False
+    escaped = False
+    line, col = 1, 0
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return line, col
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+def _load_json(text: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        where = f"(JSON line {exc.lineno} column {exc.colno})"
+        raise RecordError(None, where, exc.msg) from None
+    except _DuplicateKey as exc:
+        raise RecordError(None, "(JSON)", f"key {exc.key[:60]!r} appears more than once in "
+                                          "one object (we cannot tell which is meant)") from None
+    except RecursionError:
+        at = _depth_at(text)
+        where = f"(JSON line {at[0]} column {at[1]})" if at else "(JSON)"
+        raise RecordError(None, where, f"nested more than {MAX_JSON_DEPTH} levels deep "
+                                       "(a record is a few levels deep)") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise RecordError(None, "(JSON)", f"a number cannot be read: {exc}") from None
 
 
 _EVENT_FIELDS = frozenset({"code", "date", "value", "unit", "is_problem"})

@@ -177,10 +177,12 @@ class Rulebook:
 
         if not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime):
             raise TypeError(f"as_of must be a datetime.date, got {type(as_of).__name__}")
+        _require_record(record)
         return record_engine(engine)(self, record, as_of)
 
     def may_record(self, record: PatientRecord, code: str, on: dt.date) -> RecordDecision:
         """May ``code`` be recorded for this person on ``on``? (see :meth:`Pathway.may_record`)."""
+        _require_record(record)
         return self.pathway.may_record(pathway_events(self.pathway, record), code, on,
                                        record.date_of_death)
 
@@ -188,6 +190,15 @@ class Rulebook:
         """The pathway codes that may validly be recorded next, each with its resulting state."""
         return self.pathway.next_codes(pathway_events(self.pathway, record), on,
                                        record.date_of_death)
+
+
+def _require_record(record: object) -> None:
+    """A :class:`RecordError` (not an AttributeError deep inside) for a record of another type."""
+    if not isinstance(record, PatientRecord):
+        from .errors import RecordError
+
+        raise RecordError(None, "(record)", f"expected a PatientRecord, got "
+                          f"{type(record).__name__} (build one with PatientRecord.from_dict)")
 
 
 def pathway_events(pathway: Pathway, record: PatientRecord) -> list[tuple[dt.date, str]]:

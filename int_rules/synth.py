@@ -112,6 +112,20 @@ class SynthSummary:
                 "files": {k: str(v) for k, v in self.files.items()}}
 
 
+def full_scale_patients() -> int:
+    """The size of the full synthetic ICS (``full_scale_patients`` in the profile)."""
+    return int(_profile()["full_scale_patients"])
+
+
+def share_65_plus(nbhs: tuple[Neighbourhood, ...], full_scale: int,
+                  deaths_65_plus: float = 0.0) -> float:
+    """The share aged 65+ that gives each neighbourhood its registered 65+ population of the
+    table, on average, at full scale, counting only the living (``deaths_65_plus`` of the
+    over-65s are made to have died before the as-of date)."""
+    alive = 1.0 - deaths_65_plus
+    return min(1.0, sum(n.registered_65_plus for n in nbhs) / full_scale / alive)
+
+
 def _profile() -> dict[str, Any]:
     raw = load_yaml(PROFILE_PATH, "int_rules/data/synth_profile.yaml")
     if not isinstance(raw, dict):
@@ -220,7 +234,8 @@ def generate(con: duckdb.DuckDBPyConnection, patients: int, seed: int, as_of: dt
         SELECT b.k, 'S' || lpad(b.k::VARCHAR, {width}, '0') AS patient_id,
                nb.idx AS nidx, nb.name AS neighbourhood, nb.frail AS frail_prev,
                nb.ident AS ident_share, b.c,
-               b.r_old < {float(prof['share_65_plus'])} AS old,
+               b.r_old < {share_65_plus(nbhs, int(prof['full_scale_patients']),
+                                        float(prof['deaths_65_plus']))!r} AS old,
                CAST(CASE WHEN old THEN 65 + least(floor(-ln(1 - b.r_age) * 9),
                                                  {int(prof['oldest'])} - 65)
                          ELSE floor(b.r_age * 65) END AS INTEGER) AS age,
@@ -236,6 +251,7 @@ def generate(con: duckdb.DuckDBPyConnection, patients: int, seed: int, as_of: dt
                     WHEN u(nb.idx * 100 + pidx, 11) < {emis + s1} THEN 'SystmOne'
                     ELSE 'other' END AS gp_system,
                old AND b.c >= 1 - nb.ident AS identified,
+               identified AND u(b.k, 12) < {float(prof['pathway']['coded_share'])} AS coded,
                CASE WHEN old AND b.r_death < {float(prof['deaths_65_plus'])}
                     THEN CAST({a} - to_days(CAST(floor(b.r_dd * 730) AS INTEGER)) AS DATE)
                     END AS dod
@@ -432,7 +448,7 @@ def _pathway_events(con: duckdb.DuckDBPyConnection, book: Rulebook, prof: Mappin
                u(p.k, 42) < CASE WHEN p.gp_system = 'EMIS' THEN
                    {float(problem['EMIS'])} ELSE {float(problem['other'])} END AS is_problem
         FROM s_p p JOIN s_t t ON t.t = hash(p.k, 40, {int(seed)}) % {len(templates)}
-        WHERE p.identified""")
+        WHERE p.coded""")
 
 
 def _admissions(con: duckdb.DuckDBPyConnection, book: Rulebook, prof: Mapping[str, Any],
@@ -440,6 +456,7 @@ def _admissions(con: duckdb.DuckDBPyConnection, book: Rulebook, prof: Mapping[st
     cfg = prof["admissions"]
     years = int(cfg["years"])
     boost = float(cfg["boost"])
+    power = float(cfg.get("boost_exponent", 1))
     slots = 8
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE s_adm AS
@@ -454,7 +471,8 @@ def _admissions(con: duckdb.DuckDBPyConnection, book: Rulebook, prof: Mapping[st
         FROM (SELECT k, patient_id, old, c, dod, unnest(range({slots})) AS j FROM s_p) x
         WHERE u3(x.k, x.j, 51) < (CASE WHEN x.old THEN {float(cfg['per_year_65_plus'])}
                                       ELSE {float(cfg['per_year_under_65'])} END)
-              * {years} * (1 + {boost} * x.c) / (1 + {boost} / 2) / {slots}
+              * {years} * (1 + {boost} * pow(x.c, {power})) / (1 + {boost} / ({power} + 1))
+              / {slots}
           AND (x.dod IS NULL OR {a} - to_days(CAST(floor(u3(x.k, x.j, 52) * {years * 365})
                AS INTEGER)) <= x.dod)""")
     con.execute(f"""
@@ -542,19 +560,31 @@ def write_population(
     patients: int,
     seed: int = 1,
     as_of: dt.date = DEFAULT_AS_OF,
-    fmt: Literal["csv", "parquet"] = "csv",
+    fmt: Literal["csv", "parquet", "fhir"] = "csv",
     book: Rulebook | None = None,
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
+    on_step: Callable[[str, float], None] | None = None,
 ) -> SynthSummary:
-    """Write a synthetic population's tables (``<table>.csv`` or ``.parquet``) to ``out_dir``.
+    """Write a synthetic population's tables (``<table>.csv`` or ``.parquet``) to ``out_dir``,
+    or (``fmt="fhir"``) the same people as a FHIR Bulk Data export (docs/fhir.md).
 
-    Also writes ``synth.json`` (size, seed, date and row counts) beside them.
+    Also writes ``synth.json`` (size, seed, date and row counts) beside them. ``progress`` is
+    told each step; ``on_step`` also the share of the steps done (0 to 1).
     """
-    say = progress or (lambda _m: None)
+    steps = 1 + len(_OUTPUTS)
+    done = 0
+
+    def say(message: str) -> None:
+        nonlocal done
+        if progress is not None:
+            progress(message)
+        if on_step is not None:
+            on_step(message, done / steps)
+        done += 1
     out = Path(out_dir)
-    if fmt not in ("csv", "parquet"):
-        raise SynthError(f"format must be csv or parquet, not {fmt!r}")
+    if fmt not in ("csv", "parquet", "fhir"):
+        raise SynthError(f"format must be csv, parquet or fhir, not {fmt!r}")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -575,7 +605,13 @@ def write_population(
         generate(con, patients, seed, as_of, book)
         files: dict[str, Path] = {}
         rows: dict[str, int] = {}
-        for name, view in _OUTPUTS:
+        if fmt == "fhir":
+            from .fhir.synth_export import write_bulk_export
+
+            say("writing the FHIR Bulk Data export")
+            rows = write_bulk_export(con, out)
+            files = {name: out / name for name in rows}
+        for name, view in _OUTPUTS if fmt != "fhir" else ():
             say(f"writing {name}")
             path = out / f"{name}.{fmt}"
             opts = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else \

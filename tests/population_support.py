@@ -31,6 +31,22 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def one_line(record: PatientRecord) -> PatientRecord:
+    """``record`` with line breaks in its text replaced by spaces: a CSV table holds one row per
+    line (a cell may not hold a line break; docs/population.md), so such text goes by Parquet."""
+    def flat(text: str | None) -> str | None:
+        return None if text is None else text.replace("\r", " ").replace("\n", " ")
+
+    return record.model_copy(update={
+        "patient_id": flat(record.patient_id), "practice": flat(record.practice),
+        "neighbourhood": flat(record.neighbourhood),
+        "risk_scores": tuple(r.model_copy(update={"source": flat(r.source)})
+                             for r in record.risk_scores),
+        "monitoring": tuple(m.model_copy(update={"measure": flat(m.measure)})
+                            for m in record.monitoring),
+    })
+
+
 def table_rows(records: Sequence[PatientRecord]) -> dict[str, tuple[list[str], list[list[Any]]]]:
     """Each record as rows of the five input tables (header, rows), in record order."""
     out: dict[str, tuple[list[str], list[list[Any]]]] = {

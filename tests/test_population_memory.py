@@ -68,7 +68,7 @@ def _file_results(directory: Path) -> list[dict[str, Any]]:
 
 def _plain(table: pa.Table) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = table.drop_columns(
-        ["rulebook_sha256", "rulebook_status"]).to_pylist()
+        ["rulebook_sha256", "rulebook_status", "run_id", "as_of"]).to_pylist()
     return rows
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -55,7 +56,9 @@ Provenance = Literal["guidance", "local-policy", "assumption"]
 Status = Literal["draft", "approved", "retired"]
 HitPolicy = Literal["collect", "unique", "first", "priority"]
 # Strict, bool first: YAML's true stays a bool and 1 stays an int (no lax coercion between them).
-Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+# Floats are finite: .nan compares false with everything and .inf passes every threshold, so
+# either would silently switch a rule off (or on).
+Scalar = StrictBool | StrictInt | Annotated[StrictFloat, AllowInfNan(False)] | StrictStr
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 RuleId = Annotated[str, Field(pattern=r"^[A-Z]{2,5}-[0-9]{3}[a-z]?$")]
 HazardId = Annotated[str, Field(pattern=r"^HAZ-[0-9]{3}$")]

@@ -13,6 +13,9 @@ Safety and strictness:
 * Timestamps are *not* resolved by YAML: ``2026-02-30`` stays a string and the schema reports it
   as an invalid date at its position (PyYAML would raise a bare ``ValueError``).
 * A key repeated in one mapping is an error (PyYAML would silently keep the last one).
+* Aliases are bounded: a document whose values, with every alias expanded, would exceed
+  :data:`MAX_EXPANDED_NODES` is refused at the node where the limit was crossed (a few hundred
+  bytes of nested aliases can otherwise expand to millions of values).
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ import yaml
 
 from ..errors import Location, RulesetError
 
-__all__ = ["LocatedDict", "LocatedList", "load_yaml", "load_yaml_text", "locate"]
+__all__ = ["MAX_EXPANDED_NODES", "LocatedDict", "LocatedList", "load_yaml", "load_yaml_text",
+           "locate"]
+
+#: At most this many values in one YAML document with its aliases expanded (the largest
+#: bundled ruleset has a few thousand).
+MAX_EXPANDED_NODES = 200_000
 
 
 class LocatedDict(dict[Any, Any]):
@@ -124,9 +132,15 @@ def load_yaml_text(text: str, source_name: str = "<string>") -> Any:
     loader = _Loader(text)
     loader.source_name = source_name
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node, source_name)
+        return loader.construct_document(node)
     except RulesetError:
         raise
+    except RecursionError:
+        raise RulesetError(Location(source_name), "invalid YAML: nested too deeply") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = (
@@ -145,6 +159,36 @@ def load_yaml_text(text: str, source_name: str = "<string>") -> Any:
         raise RulesetError(Location(source_name), f"invalid YAML: {exc}") from None
     finally:
         loader.dispose()
+
+
+def _check_expanded_size(root: yaml.Node, source_name: str) -> None:
+    """Refuse a document that expands (aliases followed) to more than MAX_EXPANDED_NODES."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a recursive alias counts once (the constructor refuses it)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > MAX_EXPANDED_NODES:
+                mark = node.start_mark
+                raise RulesetError(
+                    Location(source_name, mark.line + 1, mark.column + 1),
+                    f"this value expands to more than {MAX_EXPANDED_NODES:,} values once its "
+                    "aliases (*name) are followed; write it out or use fewer nested aliases")
+        sizes[id(node)] = total
+        return total
+
+    size(root)
 
 
 def load_yaml(path: str | Path, display_name: str | None = None) -> Any:

@@ -34,6 +34,7 @@ from ..language.schema import Citation, Leaf, Parameter, ParamRef, Scalar
 from ..language.yamlsrc import load_yaml, locate
 from ..model import nodes
 from ..model.conditions import ConditionError, resolve_condition
+from .csvsafe import neutralise
 
 if TYPE_CHECKING:
     import duckdb
@@ -545,6 +546,8 @@ class DashboardTable:
     dashboard: Dashboard
     columns: list[Column]
     rows: list[dict[str, Any]] = field(default_factory=list)  # neighbourhood, population, ...
+    extra: list[Column] = field(default_factory=list)  # columns added after (e.g. the guide's)
+    suppression: str = "off"  # small-number suppression applied to the counts ("off" or how)
 
     def status(self, measure: Measure, value: float | None) -> str:
         """How a figure compares with the guidance: about / above / below / within / ''."""
@@ -603,7 +606,9 @@ def compute_dashboard(run: PopulationRun, dashboard: Dashboard) -> DashboardTabl
                     out[column.name] = int(row[column.name])
             if m.expect is not None:
                 value = out.get(m.id)
-                out[f"{m.id}_vs_guidance"] = table.status(m, value)
+                # A count's range is per neighbourhood: the total is not compared with it.
+                per_neighbourhood = m.kind != "share" and bool(row["is_total"])
+                out[f"{m.id}_vs_guidance"] = "" if per_neighbourhood else table.status(m, value)
         table.rows.append(out)
     return table
 
@@ -614,27 +619,32 @@ def csv_header(table: DashboardTable) -> list[str]:
         names += [c.name for c in m.columns]
         if m.expect is not None:
             names.append(f"{m.id}_vs_guidance")
-    return names
+    return names + [c.name for c in table.extra]
 
 
 def write_dashboard_csv(table: DashboardTable, path: Path, sha256: str, status: str,
-                        statuses: str) -> None:
+                        statuses: str, *, run_id: str = "", as_of: str = "") -> None:
     """``dashboard.csv``: one row per neighbourhood (and the total), one column per figure,
-    with the rulebook's sha256 and status, every ruleset's version and status, and the
-    dashboard file's own sha256."""
+    with the rulebook's sha256 and status, every ruleset's version and status, the
+    dashboard file's own sha256, the run id and the as-of date. Text cells a spreadsheet would
+    take for a formula are neutralised (see csvsafe)."""
     names = csv_header(table)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow([*names, "rulebook_sha256", "rulebook_status", "ruleset_statuses",
-                         "dashboard_sha256"])
+        writer.writerow([*names, "small_number_suppression", "rulebook_sha256",
+                         "rulebook_status", "ruleset_statuses", "dashboard_sha256", "run_id",
+                         "as_of"])
         for row in table.rows:
             cells = []
             for name in names:
                 value = row.get(name)
                 if isinstance(value, float):
                     value = f"{value:.4f}"
+                elif isinstance(value, str):
+                    value = neutralise(value)
                 cells.append("" if value is None else value)
-            writer.writerow([*cells, sha256, status, statuses, table.dashboard.sha256])
+            writer.writerow([*cells, table.suppression, sha256, status, statuses,
+                             table.dashboard.sha256, run_id, as_of])
 
 
 def describe_expect(measure: Measure) -> str:

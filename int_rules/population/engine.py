@@ -26,12 +26,15 @@ from ..engines.sql import CompiledPopulation, age_sql, compile_model, fact_colum
 from ..errors import IntRulesError
 from ..review.approvals import overall_status as least_approved
 from ..review.approvals import status_of
+from .columns import results_select
+from .csvsafe import safe_csv_select
 from .memory import MEMORY_DIR, ArrowStreamExportable, register_tables
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
 
 if TYPE_CHECKING:
     from ..record import PatientRecord
     from ..rulebook import Rulebook
+    from .worklist import Worklists
 
 __all__ = [
     "TEXT_SEPARATOR",
@@ -49,6 +52,10 @@ __all__ = [
 Progress = Callable[[str, float], None]
 """Called with a message and the share of the run done (0 to 1)."""
 
+#: Output orders over every column, so equal inputs give equal bytes (no ties left to chance).
+FINDINGS_ORDER = ("patient_id, date NULLS FIRST, finding_id, source, code NULLS FIRST, severity, "
+                  "message")
+REJECTS_ORDER = "tbl, file, row NULLS LAST, patient_id NULLS FIRST, reason"
 
 
 @dataclass
@@ -83,10 +90,10 @@ class PopulationRun:
         return _rows(self.con, f"SELECT patient_id, {cols} FROM facts_out ORDER BY pid")
 
     def reject_rows(self) -> list[dict[str, Any]]:
-        return _rows(self.con, "SELECT * FROM rejects_out ORDER BY tbl, file, row, reason")
+        return _rows(self.con, f"SELECT * FROM rejects_out ORDER BY {REJECTS_ORDER}")
 
     def finding_rows(self) -> list[dict[str, Any]]:
-        return _rows(self.con, "SELECT * FROM findings ORDER BY patient_id, date, finding_id")
+        return _rows(self.con, f"SELECT * FROM findings ORDER BY {FINDINGS_ORDER}")
 
     def summary(self) -> dict[str, Any]:
         """The run summary: counts read, accepted, rejected; provenance; timings."""
@@ -110,6 +117,7 @@ class PopulationRun:
                        if name in load.present},
             "tables_missing": [t.name for t in TABLES if t.name not in load.present],
             "notes": list(load.notes),
+            "warnings": list(load.warnings),
             "engine": {"pathway_mode": self.pathway_mode,
                        "pathway_signatures": self.pathway_signatures,
                        "distinct_rule_masks": self.rule_masks},
@@ -377,13 +385,15 @@ def records_from_tables(con: duckdb.DuckDBPyConnection,
 # -- writing ----------------------------------------------------------------------------------
 
 
-def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
-                  ) -> dict[str, Path]:
+def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
+                  worklists: Worklists | None = None, run_id: str = "") -> dict[str, Path]:
     """Write results (Parquet and CSV), findings and rejects (CSV) and, ``with_facts``, every
     fact value (Parquet) into ``out_dir``. Returns the paths written, by name. Every file
     carries the rulebook's sha256 and status: Parquet in its key-value metadata with every
     ruleset's version and status; CSV in the columns ``rulebook_sha256`` and ``rulebook_status``
-    (``draft`` while any ruleset is a draft; the sha256 names the exact versions)."""
+    (``draft`` while any ruleset is a draft; the sha256 names the exact versions), with the
+    ``run_id`` and ``as_of`` date (Parquet: metadata keys ``run_id`` and ``as_of``). CSV text
+    cells that a spreadsheet would take for a formula are neutralised (see csvsafe)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -391,7 +401,8 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
                                    f"{exc.strerror}") from None
     con = run.con
     prov = provenance(run.book)
-    meta = {"int_rules_provenance": json.dumps(prov), "as_of": run.as_of.isoformat()}
+    meta = {"int_rules_provenance": json.dumps(prov), "as_of": run.as_of.isoformat(),
+            "run_id": run_id}
     meta_sql = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in meta.items())
     sha = literal(run.book.sha256)
     paths: dict[str, Path] = {}
@@ -402,6 +413,7 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
             opts = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{meta_sql}}}"
         else:
             opts = "FORMAT csv, HEADER true"
+            sql = safe_csv_select(con, sql)
         try:
             con.execute(f"COPY ({sql}) TO {literal(str(path))} ({opts})")
         except duckdb.Error as exc:
@@ -409,22 +421,23 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False
         paths[name] = path
 
     # In input order: __res is sorted and read by a scan; the lists are looked up by index.
-    ordered = "SELECT * EXCLUDE (pid) FROM ({})"
     status = literal(overall_status(run.book))
-    extra = f", {sha} AS rulebook_sha256, {status} AS rulebook_status"
-    copy("results_parquet", ordered.format(_results_sql(run.compiled, False, extra, False)),
-         "results.parquet")
-    copy("results_csv", ordered.format(_results_sql(run.compiled, True, extra, False)),
-         "results.csv")
+    stamp = (f"{sha} AS rulebook_sha256, {status} AS rulebook_status, {literal(run_id)} AS "
+             f"run_id, DATE {literal(run.as_of.isoformat())} AS as_of")
+    extra = f", {stamp}"
+    # Single-valued outputs as scalars, and the worklists' fact columns (see .columns).
+    copy("results_parquet", results_select(_results_sql(run.compiled, False, extra, False),
+                                           run.book, worklists, False), "results.parquet")
+    copy("results_csv", results_select(_results_sql(run.compiled, True, extra, False),
+                                       run.book, worklists, True), "results.csv")
     if with_facts:
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
         copy("facts_parquet", f"SELECT patient_id, {fact_cols} FROM facts_out ORDER BY pid",
              "facts.parquet")
-    copy("findings_csv", f"SELECT *, {sha} AS rulebook_sha256, {status} AS rulebook_status "
-                         "FROM findings ORDER BY patient_id, date, finding_id", "findings.csv")
-    copy("rejects_csv", f"SELECT tbl AS \"table\", file, row, patient_id, reason, "
-                        f"{sha} AS rulebook_sha256, {status} AS rulebook_status FROM rejects_out "
-                        "ORDER BY tbl, file, row", "rejects.csv")
+    copy("findings_csv", f"SELECT *, {stamp} FROM findings ORDER BY {FINDINGS_ORDER}",
+         "findings.csv")
+    copy("rejects_csv", f"SELECT tbl AS \"table\", file, row, patient_id, reason, {stamp} "
+                        f"FROM rejects_out ORDER BY {REJECTS_ORDER}", "rejects.csv")
     return paths
 
 

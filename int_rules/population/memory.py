@@ -176,22 +176,30 @@ def assess_tables(
     they are in ``rejects``, and every patient is in ``results`` or ``rejects``.
     """
     from ..engines.sql import fact_column
-    from .engine import overall_status, provenance, run_population
+    from .engine import (
+        FINDINGS_ORDER,
+        REJECTS_ORDER,
+        overall_status,
+        provenance,
+        run_population,
+    )
 
     run = run_population(book, tables, as_of, threads=threads, memory_limit=memory_limit)
     try:
         con = run.con
         sha = book.sha256.replace("'", "''")
         status = overall_status(book)
+        # The columns and metadata of results.parquet (no run id: nothing was written).
         results = con.sql(f"SELECT * EXCLUDE (pid), '{sha}' AS rulebook_sha256, "
-                          f"'{status}' AS rulebook_status FROM results ORDER BY pid"
+                          f"'{status}' AS rulebook_status, '' AS run_id, "
+                          f"DATE '{as_of.isoformat()}' AS as_of FROM results ORDER BY pid"
                           ).to_arrow_table()
         meta = {"int_rules_provenance": json.dumps(provenance(book)),
-                "as_of": as_of.isoformat()}
+                "as_of": as_of.isoformat(), "run_id": ""}
         results = results.replace_schema_metadata(meta)
         rejects = con.sql('SELECT tbl AS "table", file, row, patient_id, reason '
-                          "FROM rejects_out ORDER BY tbl, file, row").to_arrow_table()
-        findings = con.sql("SELECT * FROM findings ORDER BY patient_id, date, finding_id"
+                          f"FROM rejects_out ORDER BY {REJECTS_ORDER}").to_arrow_table()
+        findings = con.sql(f"SELECT * FROM findings ORDER BY {FINDINGS_ORDER}"
                            ).to_arrow_table()
         facts = None
         if with_facts:

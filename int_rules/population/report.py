@@ -19,6 +19,7 @@ from .. import __version__
 from ..guidance_names import guidance_name
 from ..language.plain import format_value
 from ..review.approvals import dashboard_status
+from .columns import DictionaryEntry
 from .dashboard import (
     ALL_NEIGHBOURHOODS,
     DashboardTable,
@@ -27,9 +28,12 @@ from .dashboard import (
     describe_expect,
     unavailable,
 )
+from .disclosure import round_count
 from .engine import provenance
+from .expected import GUIDE_SOURCE, SyntheticScale
 
 if TYPE_CHECKING:
+    from ..rulebook import Rulebook
     from .engine import PopulationRun
 
 __all__ = ["bar_chart_svg", "write_report"]
@@ -41,7 +45,8 @@ main{max-width:1100px;margin:0 auto;padding:1.5rem}
 h1{font-size:1.6rem;margin:.2rem 0}
 h2{font-size:1.25rem;margin-top:2rem;border-bottom:2px solid #005eb8;padding-bottom:.2rem}
 h3{font-size:1.05rem;margin:1.4rem 0 .3rem}
-.meta{color:#444;font-size:.9rem}.banner{background:#fff4d6;border-left:6px solid #f0a500;
+.meta{color:#444;font-size:.9rem}.meta code{word-break:break-all}
+.banner{background:#fff4d6;border-left:6px solid #f0a500;
 padding:.6rem .9rem;margin:1rem 0}.ok{background:#e9f6ec;border-left:6px solid #2e7d32;
 padding:.6rem .9rem;margin:1rem 0}.bad{background:#fdecea;border-left:6px solid #c62828;
 padding:.6rem .9rem;margin:1rem 0}
@@ -50,7 +55,10 @@ th,td{border:1px solid #d0d0d0;padding:.25rem .45rem;text-align:right;vertical-a
 th{background:#eef3f8}td.l,th.l{text-align:left}tr.total td{font-weight:600;background:#f3f3f3}
 .scroll{overflow-x:auto}.small{font-size:.8rem;color:#555}svg{background:#fff;max-width:100%}
 .above{color:#b35c00}.below{color:#005eb8}.within,.about{color:#2e7d32}
-code{background:#f0f0f0;padding:0 .2rem}
+code{background:#f0f0f0;padding:0 .2rem}code.hash{font-size:.72rem;word-break:break-all}
+.headline{font-size:1.05rem}
+.synthetic{background:#e8f1fb;border-left:6px solid #005eb8;padding:.6rem .9rem;margin:1rem 0}
+@media (max-width:600px){main{padding:.6rem}table{font-size:.75rem}h1{font-size:1.3rem}}
 """
 
 
@@ -68,19 +76,46 @@ def _fmt(value: Any, share: bool = False) -> str:
     return format_value(value)
 
 
+def _legend(items: Sequence[tuple[str, str]], x0: float, width: float, y0: float
+            ) -> tuple[list[str], float]:
+    """Legend swatches wrapped onto as many rows as ``width`` needs; returns (svg, height)."""
+    out: list[str] = []
+    x, y = x0, y0
+    for colour, name in items:
+        w = 18 + 6.4 * len(name)
+        if x > x0 and x + w > x0 + width:
+            x, y = x0, y + 16
+        out.append(f'<rect x="{x:.1f}" y="{y}" width="10" height="10" fill="{colour}"/>'
+                   f'<text x="{x + 13:.1f}" y="{y + 9}">{_e(name)}</text>')
+        x += w + 8
+    return out, (y - y0 + 16) if items else 0.0
+
+
 def bar_chart_svg(labels: Sequence[str], values: Sequence[float | None], *,
                   share: bool = False, line: float | None = None,
                   band: tuple[float, float] | None = None, title: str = "",
                   stacks: Sequence[Sequence[float]] | None = None,
-                  stack_names: Sequence[str] = ()) -> str:
+                  stack_names: Sequence[str] = (), band_label: str = "",
+                  line_label: str = "expected") -> str:
     """A horizontal bar chart as inline SVG: one bar per label, an optional reference line and
-    shaded band (the guidance's expectation), or stacked bars (``stacks``: per label, the parts).
-    """
+    shaded band (the guidance's expectation, labelled in the legend), or stacked bars
+    (``stacks``: per label, the parts; legend wrapped so no name is cut off). The SVG has a
+    ``viewBox`` and scales to the width of its container (down to a phone's)."""
     palette = ["#005eb8", "#41b6e6", "#768692", "#ffb81c", "#ed8b00", "#78be20", "#7c2855",
                "#330072", "#00a499", "#8a1538"]
-    label_w, bar_w, row_h = 260, 560, 18
-    top = 26 if stacks else 8
-    height = top + row_h * len(labels) + 24
+    label_w, bar_w, row_h = 250, 500, 18
+    total_w = label_w + bar_w + 90
+    legend: list[tuple[str, str]] = []
+    if stacks:
+        legend = [(palette[i % len(palette)], n) for i, n in enumerate(stack_names)]
+    if band is not None:
+        legend.append(("#cfe8d4", band_label or "expected range"))
+        legend.append(("#ed8b00", "outside the range"))
+    if line is not None:
+        legend.append(("#c62828", f"{_fmt(line, share)} {line_label}"))
+    legend_svg, legend_h = _legend(legend, 8, total_w - 16, 6)
+    top = int(legend_h) + 14
+    height = top + row_h * len(labels) + 10
     nums = [v for v in values if v is not None]
     hi = max([*nums, line or 0, (band[1] if band else 0)], default=0)
     if stacks:
@@ -90,22 +125,20 @@ def bar_chart_svg(labels: Sequence[str], values: Sequence[float | None], *,
     def x(v: float) -> float:
         return label_w + bar_w * v / hi
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 80}" '
-           f'height="{height}" role="img" aria-label="{_e(title)}" font-size="11" '
-           f'font-family="system-ui,Arial,sans-serif">']
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {total_w} {height}" '
+           f'width="100%" preserveAspectRatio="xMinYMin meet" role="img" '
+           f'aria-label="{_e(title)}" font-size="11" '
+           f'font-family="system-ui,Arial,sans-serif"><title>{_e(title)}</title>']
+    out += legend_svg
     if band is not None:
         out.append(f'<rect x="{x(band[0]):.1f}" y="{top - 4}" width="{x(band[1]) - x(band[0]):.1f}"'
-                   f' height="{row_h * len(labels) + 8}" fill="#e9f6ec"/>')
-    if stacks:
-        lx = float(label_w)
-        for i, name in enumerate(stack_names):
-            out.append(f'<rect x="{lx}" y="4" width="10" height="10" '
-                       f'fill="{palette[i % len(palette)]}"/><text x="{lx + 13}" y="13">'
-                       f'{_e(name)}</text>')
-            lx += 18 + 6.2 * len(name)
+                   f' height="{row_h * len(labels) + 8}" fill="#cfe8d4" opacity="0.7">'
+                   f"<title>{_e(band_label or 'expected range')}</title></rect>")
     for i, label in enumerate(labels):
         y = top + i * row_h
-        out.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{_e(label)}</text>')
+        shown = label if len(label) <= 36 else label[:35] + "…"
+        out.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{_e(shown)}'
+                   f"<title>{_e(label)}</title></text>")
         if stacks:
             x0 = float(label_w)
             for j, part in enumerate(stacks[i]):
@@ -126,14 +159,13 @@ def bar_chart_svg(labels: Sequence[str], values: Sequence[float | None], *,
         if band is not None and not band[0] <= v <= band[1]:
             colour = "#ed8b00"
         out.append(f'<rect x="{label_w}" y="{y + 2}" width="{bar_w * v / hi:.1f}" '
-                   f'height="{row_h - 5}" fill="{colour}"/>')
+                   f'height="{row_h - 5}" fill="{colour}"><title>{_e(label)}: '
+                   f"{_e(_fmt(v, share))}</title></rect>")
         out.append(f'<text x="{x(v) + 4:.1f}" y="{y + 12}">{_e(_fmt(v, share))}</text>')
     if line is not None:
         out.append(f'<line x1="{x(line):.1f}" x2="{x(line):.1f}" y1="{top - 6}" '
                    f'y2="{top + row_h * len(labels) + 4}" stroke="#c62828" stroke-width="2" '
                    f'stroke-dasharray="4 3"/>')
-        out.append(f'<text x="{x(line) + 3:.1f}" y="{height - 6}" fill="#c62828">'
-                   f'{_e(_fmt(line, share))} expected</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -154,29 +186,60 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1,
     return "".join(out)
 
 
-def _measure_section(m: Measure, table: DashboardTable) -> str:
+def _number(value: Any) -> float | None:
+    """A figure for a chart: None when not available or suppressed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _initial_state_column(book: Rulebook, m: Measure) -> str | None:
+    """For a count of each pathway state: the column of the pathway's initial state (nearly
+    everyone; left out of the chart so the states that matter can be seen)."""
+    each = m.definition.count_each
+    if each is None or each.fact is None:
+        return None
+    fdef = book.facts_file.facts.get(each.fact)
+    if fdef is None or fdef.kind != "pathway" or fdef.field != "state":
+        return None
+    initial = book.pathway.definition.initial
+    return next((c.name for c in m.columns if c.title.endswith(f": {initial}")), None)
+
+
+def _measure_section(m: Measure, table: DashboardTable, book: Rulebook) -> str:
     rows = [r for r in table.rows if r["neighbourhood"] != ALL_NEIGHBOURHOODS]
     total = next((r for r in table.rows if r["neighbourhood"] == ALL_NEIGHBOURHOODS), None)
     labels = [r["neighbourhood"] for r in rows]
     parts = [f'<h3 id="m-{_e(m.id)}">{_e(m.definition.title)}</h3>']
     expect = describe_expect(m)
     line = band = None
+    band_label = ""
     if m.expect is not None:
         kind, a, b = m.expect
         if kind == "about":
             line, band = a, (a - b, a + b)
+            band_label = f"guidance: {expect}"
         else:
             band = (a, b)
+            band_label = f"guidance: {expect} per neighbourhood"
     share = m.kind == "share"
     if m.kind == "count_each":
-        names = [c.title.split(": ", 1)[-1] for c in m.columns]
-        stacks = [[float(r.get(c.name) or 0) for c in m.columns] for r in rows]
+        hidden = _initial_state_column(book, m)
+        shown = [c for c in m.columns if c.name != hidden]
+        names = [c.title.split(": ", 1)[-1] for c in shown]
+        stacks = [[_number(r.get(c.name)) or 0.0 for c in shown] for r in rows]
         parts.append(bar_chart_svg(labels, [None] * len(labels), stacks=stacks,
                                    stack_names=names, title=m.definition.title))
+        if hidden is not None and total is not None:
+            parts.append(f'<p class="small">Not drawn: the {_e(_fmt(total.get(hidden)))} people '
+                         f"in the pathway's first state "
+                         f"({_e(book.pathway.definition.initial)}), so the other states can "
+                         "be seen.</p>")
     else:
-        values = [r.get(m.id) for r in rows]
+        values = [_number(r.get(m.id)) for r in rows]
         parts.append(bar_chart_svg(labels, values, share=share, line=line, band=band,
-                                   title=m.definition.title))
+                                   title=m.definition.title, band_label=band_label,
+                                   line_label="expected (guidance)"))
     if total is not None:
         if m.kind == "count_each":
             bits = ", ".join(f"{c.title.split(': ', 1)[-1]} {_fmt(total.get(c.name))}"
@@ -184,16 +247,92 @@ def _measure_section(m: Measure, table: DashboardTable) -> str:
             parts.append(f'<p class="small">All neighbourhoods: {_e(bits)}</p>')
         else:
             status = total.get(f"{m.id}_vs_guidance", "")
+            note = ""
+            if m.expect is not None and not status:
+                note = (f" (the guidance's {_e(expect)} is per neighbourhood; the total is not "
+                        "compared with it)")
             parts.append(f'<p class="small">All neighbourhoods: '
                          f'<b>{_e(_fmt(total.get(m.id), share))}</b>'
                          + (f' (<span class="{_e(status.split()[0])}">{_e(status)}</span>; '
-                            f'guidance: {_e(expect)})' if status else "") + "</p>")
+                            f'guidance: {_e(expect)})' if status else note) + "</p>")
     return "".join(parts)
 
 
+def _summary_section(table: DashboardTable, scale: SyntheticScale | None) -> str:
+    """The first screen: per neighbourhood, the caseload against the guide's range and the
+    identified share against the guide's own figure for that neighbourhood."""
+    d = table.dashboard
+    caseload = next((m for m in d.available if m.id == "caseload"), None)
+    ident = next((m for m in d.available if m.id == "identified_share"), None)
+    rows = [r for r in table.rows if r["neighbourhood"] != ALL_NEIGHBOURHOODS]
+    out = ['<h2 id="summary">Summary by neighbourhood</h2>']
+    sample = scale is not None and not scale.is_full_scale
+
+    def full_scale_status(r: Mapping[str, Any]) -> str:
+        n = _number(r.get("caseload"))
+        if caseload is None or scale is None or n is None:
+            return ""
+        return table.status(caseload, n * scale.factor)
+
+    if caseload is not None and caseload.expect is not None:
+        tally: dict[str, int] = {}
+        for r in rows:
+            st = (full_scale_status(r) if sample else r.get("caseload_vs_guidance")) or \
+                "not available"
+            tally[st] = tally.get(st, 0) + 1
+        text = ", ".join(f"<b>{n}</b> {_e(st)}" for st, n in sorted(tally.items()))
+        at = " (this sample scaled to the full synthetic ICS)" if sample else ""
+        out.append(f'<p class="headline">Caseload against the guide\u2019s '
+                   f"{_e(describe_expect(caseload))} per neighbourhood{at}: {text} "
+                   f"(of {len(rows)} neighbourhoods).</p>")
+    headers = ["Neighbourhood", "Registered 65+", "Guide: 65+", "Identified",
+               "Identified share", "Guide: identified share", "Caseload",
+               "Caseload vs guidance"]
+    tips = ["neighbourhood", "registered_65_plus", "guide_registered_65_plus", "identified",
+            "identified_share", "guide_identified_share", "caseload", "caseload_vs_guidance"]
+    if sample:
+        assert scale is not None
+        headers += [f"Caseload at full scale (\u00d7{scale.factor:,.1f})",
+                    "At full scale vs guidance"]
+        tips += ["caseload \u00d7 full-scale size / sample size",
+                 "the full-scale caseload against the guide's range"]
+    body = []
+    for r in rows:
+        st = r.get("caseload_vs_guidance") or ""
+        cells = [_e(r["neighbourhood"]), _e(_fmt(r.get("registered_65_plus"))),
+                 _e(_fmt(r.get("guide_registered_65_plus"))), _e(_fmt(r.get("identified"))),
+                 _e(_fmt(r.get("identified_share"), share=True)),
+                 _e(_fmt(r.get("guide_identified_share"), share=True)),
+                 _e(_fmt(r.get("caseload"))),
+                 f'<span class="{_e(st.split()[0]) if st else ""}">{_e(st or "–")}</span>']
+        if sample:
+            assert scale is not None
+            n = _number(r.get("caseload"))
+            fs = full_scale_status(r)
+            cells.append(_e(_fmt(round(n * scale.factor)) if n is not None else "–"))
+            cells.append(f'<span class="{_e(fs.split()[0]) if fs else ""}">{_e(fs or "–")}'
+                         "</span>")
+        body.append(cells)
+    out.append(_table(headers, body, titles=tips))
+    out.append('<p class="small">The people behind these figures, list by list (consent, CGA '
+               "and MDT due, reviews, step-down, alerts, coding to fix), highest risk first: "
+               "<code>int-rules worklist RUN_DIR --neighbourhood NAME</code>.</p>")
+    if ident is not None:
+        out.append(f'<p class="small">Identified share: the run\u2019s identified people '
+                   f"over its 65+; the guide's column is what Version 1's searches found in "
+                   f"that neighbourhood ({_e(GUIDE_SOURCE)}). The guidance expects "
+                   f"{_e(describe_expect(ident))} overall. The guide: the dashboard \u201cis not "
+                   "intended as a tool for comparing INTs against each other\u201d.</p>")
+    return "".join(out)
+
+
 def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
-                 outputs: Mapping[str, Path], summary: Mapping[str, Any]) -> None:
-    """Write the HTML report of a population run to ``path``."""
+                 outputs: Mapping[str, Path], summary: Mapping[str, Any], *,
+                 dictionary: Sequence[DictionaryEntry] = (),
+                 scale: SyntheticScale | None = None) -> None:
+    """Write the HTML report of a population run to ``path``: a summary per neighbourhood
+    first, then the dashboard charts, every figure, the findings, the input (with each file's
+    size and sha256), the data dictionary of the results, definitions and provenance."""
     book = run.book
     prov = provenance(book)
     drafts = [f"{r['id']} ({r['status']})" for r in prov["rulesets"] if r["status"] != "approved"]
@@ -205,7 +344,15 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                 f'<p class="meta">As of <b>{_e(run.as_of.isoformat())}</b> · data '
                 f"<code>{_e(run.data_dir)}</code> · rulebook <b>{_e(book.id)} "
                 f"{_e(book.version)}</b> · sha256 <code>{_e(book.sha256)}</code> · int-rules "
-                f"{_e(__version__)}</p>")
+                f"{_e(__version__)} · run <code>{_e(summary.get('run_id', ''))}</code></p>")
+    if scale is not None:
+        body.append(_synthetic_banner(scale))
+    suppression = summary.get("small_number_suppression", "off")
+    body.append(f'<p class="small">Small-number suppression: <b>{_e(suppression)}</b>'
+                + (" (figures may be shared beyond the care team)." if suppression != "off"
+                   else " (exact counts: for the care team; run with "
+                        "<code>--suppress-small-numbers</code> before sharing further).")
+                + "</p>")
     if drafts:
         body.append(f'<div class="banner"><b>Draft rules.</b> Not yet approved by clinical '
                     f"safety review: {_e(', '.join(drafts))}. Use these figures to check the "
@@ -216,6 +363,8 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
         body.append(f'<p class="small">Dashboard definitions '
                     f"({_e(table.dashboard.file)} {_e(table.dashboard.definition.version)}) are "
                     f"{_e(dashboard_state)}.</p>")
+    for warning in summary.get("warnings", ()):
+        body.append(f'<div class="banner"><b>Warning.</b> {_e(warning)}</div>')
     cls = "ok" if pats["all_accounted_for"] else "bad"
     body.append(f'<div class="{cls}"><b>{pats["read"]:,}</b> patients read: '
                 f'<b>{pats["in_results"]:,}</b> assessed, <b>{pats["in_rejects"]:,}</b> in the '
@@ -225,10 +374,15 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                    "<b>Some patients are not accounted for: report this as a bug.</b>")
                 + "</div>")
 
+    if table is not None:
+        body.append(_summary_section(table, scale))
+
     # Contents
-    body.append('<p class="small">Contents: <a href="#dashboard">dashboard</a> · '
+    body.append('<p class="small">Contents: <a href="#summary">summary</a> · '
+                '<a href="#dashboard">dashboard</a> · '
                 '<a href="#figures">all figures</a> · <a href="#findings">data-quality '
                 'findings</a> · <a href="#input">input and rejects</a> · '
+                '<a href="#dictionary">results columns</a> · '
                 '<a href="#definitions">definitions</a> · <a href="#provenance">rules used</a></p>')
 
     # Dashboard
@@ -240,7 +394,7 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                     + f" ({_e(d.population_text)}). The guide: the dashboard \u201cis not intended"
                     " as a tool for comparing INTs against each other\u201d.</p>")
         for m in d.available:
-            body.append(_measure_section(m, table))
+            body.append(_measure_section(m, table, book))
         missing = unavailable(d)
         if missing:
             body.append('<div class="banner"><b>Not available with this rulebook:</b><ul>'
@@ -251,10 +405,11 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
         for r in table.rows:
             rows.append([_e(_fmt(r.get(n), share=n.endswith("share"))) for n in names])
         body.append('<h2 id="figures">All figures by neighbourhood</h2>')
-        body.append('<p class="small">Columns as in <code>dashboard.csv</code>; hover a heading '
-                    'for its meaning, or see the <a href="#definitions">definitions</a>.</p>')
-        body.append(_table(names, rows, total_last=True,
-                           titles=[_column_title(table, n) for n in names]))
+        body.append('<p class="small">The columns of <code>dashboard.csv</code>; hover a '
+                    'heading for its column name, or see the <a href="#definitions">'
+                    'definitions</a>.</p>')
+        body.append(_table([_column_title(table, n) for n in names], rows, total_last=True,
+                           titles=names))
     else:
         body.append('<h2 id="dashboard">Dashboard</h2><p>This rulebook has no dashboard.yaml, '
                     "so no dashboard figures were computed.</p>")
@@ -265,9 +420,12 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                         "any_value(message) AS message, count(*) AS n, "
                         "count(DISTINCT patient_id) AS people FROM findings GROUP BY ALL "
                         "ORDER BY severity, finding_id").to_arrow_table().to_pylist()
+    if frows and suppression != "off":  # the same disclosure control as the dashboard
+        for r in frows:
+            r["n"], r["people"] = round_count(int(r["n"])), round_count(int(r["people"]))
     if frows:
         body.append(bar_chart_svg([f"{r['finding_id']} ({r['severity']})" for r in frows],
-                                  [float(r["n"]) for r in frows], title="Findings by id"))
+                                  [_number(r["n"]) for r in frows], title="Findings by id"))
         body.append(_table(["finding", "severity", "from", "what", "findings", "people"],
                            [[_e(r["finding_id"]), _e(r["severity"] or ""), _e(r["source"]),
                              _e(r["message"]), _fmt(r["n"]), _fmt(r["people"])]
@@ -291,6 +449,15 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                     f'{_e(", ".join(summary["tables_missing"]))}.</p>')
     for note in summary["notes"]:
         body.append(f'<p class="small">Note: {_e(note)}</p>')
+    inputs = summary.get("inputs") or []
+    if inputs:
+        body.append("<h3>Input files</h3>")
+        body.append(_table(["table", "file", "size", "sha256"],
+                           [[_e(f["table"]), _e(f["file"]),
+                             _e(_size(f["bytes"]) if f["bytes"] is not None else "in memory"),
+                             f'<code class="hash">{_e(f["sha256"] or "")}</code>']
+                            for f in inputs],
+                           left=4))
     rrows = run.con.sql("SELECT tbl, regexp_replace(reason, '''[^'']*''', '''…''', 'g') AS why, "
                         "count(*) AS n FROM rejects_out GROUP BY ALL ORDER BY n DESC LIMIT 25"
                         ).to_arrow_table().to_pylist()
@@ -302,6 +469,18 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
                     f'<code>{_e(outputs.get("rejects_csv", "rejects.csv"))}</code>.</p>')
     else:
         body.append("<p>No rows were rejected.</p>")
+
+    # Data dictionary
+    if dictionary:
+        body.append('<h2 id="dictionary">Results columns (data dictionary)</h2>')
+        body.append(f'<p class="small">The columns of <code>results.csv</code> and '
+                    f'<code>results.parquet</code>, also in '
+                    f'<code>{_e(outputs.get("data_dictionary_csv", "data_dictionary.csv"))}'
+                    "</code>. A single-valued output is one value; a list is a Parquet list and "
+                    "in CSV its values joined with \u201c; \u201d.</p>")
+        body.append(_table(["column", "meaning", "type", "source"],
+                           [[f"<code>{_e(e.column)}</code>", _e(e.meaning), _e(e.type),
+                             _e(e.source)] for e in dictionary], left=4))
 
     # Definitions
     if table is not None:
@@ -348,12 +527,30 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
     path.write_text(doc, encoding="utf-8")
 
 
+def _synthetic_banner(scale: SyntheticScale) -> str:
+    size = (f"the full-scale synthetic ICS ({scale.patients:,} people)" if scale.is_full_scale
+            else f"a {scale.patients:,}-person sample of the {scale.full_scale:,}-person "
+                 f"synthetic ICS (1 in {scale.factor:,.1f}); caseload figures at full scale "
+                 "are about this many times larger (see the summary)")
+    return (f'<div class="synthetic"><b>Synthetic data.</b> These people are made up by '
+            f"<code>int-rules synth</code>: {_e(size)}. Not real patients; for trying the "
+            "rules, the report and the worklists.</div>")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n = n / 1024  # type: ignore[assignment]
+    return str(n)
+
+
 def _column_title(table: DashboardTable, name: str) -> str:
     if name == "neighbourhood":
         return "neighbourhood"
     if name == "population":
         return "people counted"
-    for c in table.columns:
+    for c in [*table.columns, *table.extra]:
         if c.name == name:
             return c.title
     if name.endswith("_vs_guidance"):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -13,14 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from ..review.approvals import dashboard_status
+from .columns import data_dictionary, write_data_dictionary
 from .dashboard import (
+    Dashboard,
     DashboardTable,
     compute_dashboard,
     load_dashboard,
     unavailable,
     write_dashboard_csv,
 )
+from .disclosure import suppress
 from .engine import (
     PopulationRun,
     overall_status,
@@ -28,10 +34,15 @@ from .engine import (
     statuses_text,
     write_outputs,
 )
+from .expected import add_expected, synthetic_scale
 from .report import write_report
+from .staging import OutputError, Staging, run_id_for
+from .tables import discover
+from .worklist import Worklists, load_worklists
 
 if TYPE_CHECKING:
     from ..rulebook import Rulebook
+    from .tables import TableFile
 
 __all__ = ["ReportResult", "population_report"]
 
@@ -60,24 +71,48 @@ def population_report(
     threads: int | None = None,
     memory_limit: str | None = None,
     pathway_mode: str = "signatures",
+    suppress_small_numbers: bool = False,
+    run_id: str | None = None,
 ) -> ReportResult:
     """Run the population and write every output into ``out_dir``:
 
     ``results.parquet`` / ``results.csv`` (one row per assessed patient), ``findings.csv`` (one
     row per data-quality finding), ``rejects.csv`` (every rejected row and patient),
     ``dashboard.csv`` (per neighbourhood), ``report.html`` (self-contained), ``run_summary.json``
-    (counts, provenance, timings) and, with ``with_facts``, ``facts.parquet`` (every fact value).
+    (counts, provenance, timings) and, with ``with_facts``, ``facts.parquet`` (every fact value);
+    ``data_dictionary.csv`` (every results column: meaning, type, source).
+
+    ``suppress_small_numbers`` applies small-number suppression to the dashboard figures
+    (:mod:`.disclosure`: counts of 1-7 suppressed, others rounded to 5), for sharing them
+    beyond the care team; the report and ``dashboard.csv`` say whether it is on.
+
+    All or nothing: the files are written into a staging folder and moved into ``out_dir``
+    only when every one is written (see :mod:`.staging`); a failed or interrupted run leaves
+    ``out_dir`` as it was. Every file carries ``run_id`` (by default derived from the rulebook's
+    sha256, ``as_of`` and the input files, so the same inputs give the same bytes), the as-of
+    date and the rulebook's sha256.
     """
     say = progress or (lambda _m, _f: None)
-    out = Path(out_dir)
+    final = Path(out_dir)
+    if run_id is None:
+        found, _notes = discover(Path(data_dir))
+        run_id = run_id_for([book.sha256, as_of.isoformat()],
+                            [tf.path for tfs in found.values() for tf in tfs])
     dashboard = load_dashboard(book, as_of)
+    worklists = load_worklists(book)
     keep: Sequence[str] = dashboard.facts if dashboard is not None else ()
     findings = ({rid: dashboard.definition.findings.severity_by_output
                  for rid in dashboard.definition.findings.rulesets}
                 if dashboard is not None else {})
-    run = run_population(book, data_dir, as_of, progress=say, threads=threads,
-                         memory_limit=memory_limit, pathway_mode=pathway_mode,
-                         keep_facts=keep, finding_rulesets=findings)
+    try:
+        run = run_population(book, data_dir, as_of, progress=say, threads=threads,
+                             memory_limit=memory_limit, pathway_mode=pathway_mode,
+                             keep_facts=keep, finding_rulesets=findings)
+    except duckdb.OutOfMemoryException as exc:
+        within = f" within the memory limit {memory_limit}" if memory_limit else ""
+        raise OutputError(f"the run ran out of memory{within} ({_first_line(exc)}); give it "
+                          "more memory (--memory-limit) or fewer threads (--threads): not "
+                          "every step can spill to disk") from None
     timings = run.timings
     t = time.perf_counter()
 
@@ -88,31 +123,90 @@ def population_report(
         t = now
 
     try:
-        say("writing results", 0.85)
-        files = write_outputs(run, out, with_facts=with_facts)
-        lap("write_results")
-        table: DashboardTable | None = None
-        if dashboard is not None:
-            say("computing the dashboard", 0.93)
-            table = compute_dashboard(run, dashboard)
-            files["dashboard_csv"] = out / "dashboard.csv"
-            write_dashboard_csv(table, files["dashboard_csv"], book.sha256,
-                                overall_status(book), statuses_text(book))
-            lap("dashboard")
-        summary = _summary(run, table)
-        files["run_summary_json"] = out / "run_summary.json"
-        files["report_html"] = out / "report.html"
-        summary["files"] = {k: v.name for k, v in files.items()}
-        say("writing the report", 0.97)
-        write_report(run, table, files["report_html"], files, summary)
-        lap("report")
-        summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-        files["run_summary_json"].write_text(json.dumps(summary, indent=2, default=str) + "\n",
-                                             encoding="utf-8")
-        say("done", 1.0)
-        return ReportResult(out, files, summary)
+        with Staging(final, run_id) as stage:
+            result = _write_all(run, stage, dashboard=dashboard, worklists=worklists,
+                                with_facts=with_facts,
+                                suppress_small_numbers=suppress_small_numbers,
+                                data_dir=Path(data_dir), run_id=run_id, timings=timings,
+                                lap=lap, say=say)
+        return result
+    except OSError as exc:
+        raise OutputError(f"cannot write the outputs into '{final}': "
+                          f"{exc.strerror or exc}") from None
     finally:
         run.close()
+
+
+def input_files(files: Sequence[TableFile]) -> list[dict[str, Any]]:
+    """Each input file's name (as shown), size in bytes and sha256, so a report names exactly
+    the data it was made from."""
+    out: list[dict[str, Any]] = []
+    for f in files:
+        if not f.path.is_file():  # tables given in memory have no file
+            out.append({"table": f.table, "file": f.shown, "bytes": None, "sha256": None})
+            continue
+        digest = hashlib.sha256()
+        with f.path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out.append({"table": f.table, "file": f.shown, "bytes": f.path.stat().st_size,
+                    "sha256": digest.hexdigest()})
+    return out
+
+
+def _write_all(run: PopulationRun, stage: Staging, *, dashboard: Dashboard | None,
+               worklists: Worklists | None, with_facts: bool, suppress_small_numbers: bool,
+               data_dir: Path, run_id: str, timings: dict[str, float],
+               lap: Callable[[str], None], say: Callable[[str, float], None]) -> ReportResult:
+    """Every output of ``run`` into the staging folder, then moved into place."""
+    book = run.book
+    out = stage.dir
+    say("writing results", 0.85)
+    files = write_outputs(run, out, with_facts=with_facts, worklists=worklists, run_id=run_id)
+    dictionary = data_dictionary(book, worklists)
+    files["data_dictionary_csv"] = out / "data_dictionary.csv"
+    write_data_dictionary(dictionary, files["data_dictionary_csv"])
+    lap("write_results")
+    table: DashboardTable | None = None
+    if dashboard is not None:
+        say("computing the dashboard", 0.93)
+        table = add_expected(compute_dashboard(run, dashboard))
+        if suppress_small_numbers:
+            table = suppress(table)
+        files["dashboard_csv"] = out / "dashboard.csv"
+        write_dashboard_csv(table, files["dashboard_csv"], book.sha256,
+                            overall_status(book), statuses_text(book), run_id=run_id,
+                            as_of=run.as_of.isoformat())
+        lap("dashboard")
+    summary = _summary(run, table)
+    summary["run_id"] = run_id
+    say("hashing the input files", 0.95)
+    summary["inputs"] = input_files(run.load.files)
+    scale = synthetic_scale(data_dir)
+    if scale is not None:
+        summary["synthetic"] = {"patients": scale.patients, "full_scale": scale.full_scale,
+                                "seed": scale.seed}
+    summary["small_number_suppression"] = table.suppression if table is not None else "off"
+    files["run_summary_json"] = out / "run_summary.json"
+    files["report_html"] = out / "report.html"
+    summary["files"] = {k: v.name for k, v in files.items()}
+    say("writing the report", 0.97)
+    final = {k: stage.out_dir / v.name for k, v in files.items()}  # where they will be
+    write_report(run, table, files["report_html"], final, summary,
+                 dictionary=dictionary, scale=scale)
+    lap("report")
+    summary["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    files["run_summary_json"].write_text(json.dumps(summary, indent=2, default=str) + "\n",
+                                         encoding="utf-8")
+    order = sorted(files, key=lambda k: k == "run_summary_json")
+    moved = stage.commit([files[k].name for k in order])
+    say("done", 1.0)
+    return ReportResult(stage.out_dir, {k: moved[files[k].name] for k in order}, summary)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _summary(run: PopulationRun, table: DashboardTable | None) -> dict[str, Any]:

@@ -18,8 +18,7 @@ No clinical logic here: which codes mean what is the rulebook's business.
 
 from __future__ import annotations
 
-import csv
-import gzip
+import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,16 @@ import pyarrow as pa
 
 from ..errors import IntRulesError
 from ..snomed import concept_id_problem
+from ..vocabulary import (
+    FALSE_TEXT,
+    GP_SYSTEMS,
+    MAX_ID_LENGTH,
+    MAX_NUMBER_TEXT,
+    MONITORING_KINDS,
+    SEXES,
+    TRUE_TEXT,
+)
+from .csvlines import CsvHeaderError, read_blocks, read_header
 
 __all__ = [
     "TABLES",
@@ -202,6 +211,17 @@ def _stem(path: Path) -> str:
     return name
 
 
+#: Notes that start with this are warnings too (shown on stderr and in the report).
+WARNING_PREFIX = "warning: "
+
+
+def _maybe_misspelt(stem: str, shown: str, known: set[str], notes: list[str]) -> None:
+    close = difflib.get_close_matches(stem.lower(), sorted(known), n=1, cutoff=0.75)
+    if close and close[0] != stem:
+        notes.append(f"{WARNING_PREFIX}'{shown}' looks like a misspelt {close[0]} table and was "
+                     f"not read: if it is meant to be {close[0]}, rename it")
+
+
 def discover(data_dir: Path) -> tuple[dict[str, list[TableFile]], list[str]]:
     """The files of each table in ``data_dir``, and notes about entries that were not read."""
     if not data_dir.exists():
@@ -224,6 +244,7 @@ def discover(data_dir: Path) -> tuple[dict[str, list[TableFile]], list[str]]:
             if entry.name not in known:
                 notes.append(f"folder '{entry.name}/' ignored: not a table name "
                              f"({', '.join(sorted(known))})")
+                _maybe_misspelt(entry.name, entry.name + "/", known, notes)
                 continue
             if entry.name in found:
                 raise PopulationInputError(f"{entry.name}: both a folder and a file in "
@@ -248,6 +269,7 @@ def discover(data_dir: Path) -> tuple[dict[str, list[TableFile]], list[str]]:
         if fmt is None or stem not in known:
             notes.append(f"'{entry.name}' ignored: tables are "
                          f"{', '.join(t.name + '.csv' for t in TABLES)} (or .parquet)")
+            _maybe_misspelt(stem if fmt else entry.stem, entry.name, known, notes)
             continue
         if stem in found:
             raise PopulationInputError(f"{stem}: more than one file or folder for this table in "
@@ -277,6 +299,8 @@ class TableStats:
     rows_rejected: int = 0
     rows_of_rejected_patients: int = 0
     ignored_columns: list[str] = field(default_factory=list)
+    lines: int = 0  # CSV: lines in the files (header, blank lines and rows)
+    blank_lines: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -286,6 +310,8 @@ class TableStats:
             "rows_rejected": self.rows_rejected,
             "rows_of_rejected_patients": self.rows_of_rejected_patients,
             "ignored_columns": self.ignored_columns,
+            "csv_lines": self.lines,
+            "csv_blank_lines": self.blank_lines,
         }
 
 
@@ -300,6 +326,9 @@ class LoadResult:
     patients_read: int
     patients_accepted: int
     patients_rejected: int
+    #: Things the analyst should see (on stderr and at the top of the report), e.g. a file
+    #: whose name looks like a misspelt optional table, so that table counted as empty.
+    warnings: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[str], None]
@@ -316,20 +345,33 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-#: Comma-separated, double-quoted, a header row (never sniffed: one odd row must not change how
-#: a whole file is read).
-_CSV_OPTIONS = "all_varchar=true, header=true, delim=',', quote='\"', escape='\"'"
+#: The lines of the CSV block being read (see csvlines): ``__blk_plain`` is split on commas
+#: here, ``__blk_parsed`` (lines with quotes, or not UTF-8) was split in Python.
+#: A plain line's text ends with its line break, which the last cell keeps until it is trimmed
+#: (trimming only that short cell is much cheaper than trimming every line).
+_CSV_LINES = """(SELECT line, string_split(text, ',') AS __parts,
+        NULL::VARCHAR AS __problem FROM __blk_plain WHERE NOT skip
+      UNION ALL SELECT line, parts, problem FROM __blk_parsed)"""
 
 
-def _scan_sql(tf: TableFile) -> str:
-    if tf.format == "memory":
+def _scan_sql(tf: TableFile, columns: Sequence[str]) -> str:
+    """Rows of one file with ``__row`` (line number, or Parquet row number) and ``__line_why``
+    (why a CSV line could not be split into the header's cells; NULL when it could)."""
+    if tf.format == "memory":  # numbered like Parquet rows (file_row_number, from 0)
         assert tf.relation is not None
-        return tf.relation  # numbered like Parquet rows (file_row_number, from 0)
-    path = _q(str(tf.path))
+        return (f"(SELECT file_row_number + 1 AS __row, NULL::VARCHAR AS __line_why, * "
+                f"FROM {tf.relation})")
     if tf.format == "parquet":
-        return f"read_parquet({path}, file_row_number=true)"
-    return (f"read_csv({path}, {_CSV_OPTIONS}, store_rejects=true, "
-            f"rejects_table='__csv_rej_err', rejects_scan='__csv_rej_scan')")
+        return (f"(SELECT file_row_number + 1 AS __row, NULL::VARCHAR AS __line_why, * "
+                f"FROM read_parquet({_q(str(tf.path))}, file_row_number=true))")
+    n = len(columns)
+    cells = ", ".join(
+        (f"__parts[{i + 1}]" if i + 1 < n else f"rtrim(__parts[{n}], chr(13) || chr(10))")
+        + f" AS {_ident(name)}" for i, name in enumerate(columns))
+    return (f"(SELECT line AS __row, CASE WHEN __problem IS NOT NULL THEN 'CSV line not "
+            f"readable: ' || __problem WHEN len(__parts) <> {n} THEN 'CSV line not readable: it "
+            f"has ' || len(__parts) || ' cells, the header has {n}' END AS __line_why, {cells} "
+            f"FROM {_CSV_LINES})")
 
 
 def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, str]]:
@@ -345,7 +387,8 @@ def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, 
         if tf.format == "csv":
             return [(name, "VARCHAR") for name in _csv_header(tf)]
         rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_q(str(tf.path))})")
-        return [(str(r[0]), str(r[1])) for r in rows.fetchall()]
+        return [(str(r[0]), str(r[1])) for r in rows.fetchall()
+                if str(r[0]) != "file_row_number"]
     except OSError as exc:
         raise PopulationInputError(f"{tf.shown}: cannot read the file: "
                                    f"{exc.strerror or exc}") from None
@@ -355,12 +398,10 @@ def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, 
 
 
 def _csv_header(tf: TableFile) -> list[str]:
-    opener = gzip.open if tf.path.name.lower().endswith(".gz") else open
-    with opener(tf.path, "rt", encoding="utf-8-sig", newline="") as fh:
-        try:
-            header = next(csv.reader(fh), [])
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise PopulationInputError(f"{tf.shown}: cannot read the header row: {exc}") from None
+    try:
+        header = read_header(tf.path)
+    except CsvHeaderError as exc:
+        raise PopulationInputError(f"{tf.shown}: cannot read the file: {exc}") from None
     if not header or not any(h.strip() for h in header):
         raise PopulationInputError(f"{tf.shown}: the first line is empty (expected a header row "
                                    "naming the columns)")
@@ -372,8 +413,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-_TRUE = "('true', 't', '1', 'yes', 'y')"
-_FALSE = "('false', 'f', '0', 'no', 'n')"
+def _in_list(values: Sequence[str]) -> str:
+    return "(" + ", ".join(_q(v) for v in values) + ")"
+
+
+# The one input vocabulary (int_rules.vocabulary), as records read it.
+_TRUE = _in_list(TRUE_TEXT)
+_FALSE = _in_list(FALSE_TEXT)
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
@@ -445,7 +491,8 @@ def _typed(col: Column, src_type: str, fast: bool
             extra = "'day'" if fast else f"CASE WHEN length({t}) = 7 THEN 'month' ELSE 'day' END"
         return parse, lambda p: f"CASE WHEN year({p}) BETWEEN 1 AND 9999 THEN {p} END", extra
     if kind == "number":
-        parse = f"CAST({s} AS DOUBLE)" if fast else f"TRY_CAST({t} AS DOUBLE)"
+        parse = (f"CAST({s} AS DOUBLE)" if fast else
+                 f"CASE WHEN length({t}) <= {MAX_NUMBER_TEXT} THEN TRY_CAST({t} AS DOUBLE) END")
         # Records refuse NaN and infinities (engines would disagree on them); so do we.
         return parse, lambda p: f"CASE WHEN isfinite({p}) THEN {p} END", None
     if kind == "bool":
@@ -462,13 +509,13 @@ def _typed(col: Column, src_type: str, fast: bool
         return s, same, None  # as written; each distinct code is checked (and trimmed) in Python
     if kind == "sex":
         return (f"CASE WHEN {t} IS NULL THEN 'unknown' WHEN lower({t}) IN "
-                f"('female', 'male', 'other', 'unknown') THEN lower({t}) END"), same, None
+                f"{_in_list(SEXES)} THEN lower({t}) END"), same, None
     if kind == "gp_system":
-        return (f"CASE lower({t}) WHEN 'emis' THEN 'EMIS' WHEN 'systmone' THEN 'SystmOne' "
-                f"WHEN 's1' THEN 'SystmOne' WHEN 'other' THEN 'other' END"), same, None
+        whens = " ".join(f"WHEN {_q(k)} THEN {_q(v)}" for k, v in GP_SYSTEMS.items())
+        return f"CASE lower({t}) {whens} END", same, None
     if kind == "kind":
-        return (f"CASE WHEN lower({t}) IN ('reading', 'alert') THEN lower({t}) END", same,
-                None)
+        return (f"CASE WHEN lower({t}) IN {_in_list(MONITORING_KINDS)} THEN lower({t}) END",
+                same, None)
     return t, same, None  # id, text
 
 
@@ -502,6 +549,10 @@ def _reason(col: Column, fast: bool) -> tuple[str, str]:
     if col.required:
         parts.append(f"WHEN {raw} IS NULL THEN {_q(col.name + ' is empty')}")
         bad.append(f"{raw} IS NULL")
+    if col.kind == "id":
+        parts.append(f"WHEN length({raw}) > {MAX_ID_LENGTH} THEN {_q(col.name + ' is ')} || "
+                     f"length({raw}) || ' characters long (at most {MAX_ID_LENGTH})'")
+        bad.append(f"COALESCE(length({raw}) > {MAX_ID_LENGTH}, FALSE)")
     if col.kind in _EXPECT:
         parts.append(f"WHEN {raw} IS NOT NULL AND {v} IS NULL THEN {_q(col.name + ' ')} || "
                      f"'''' || left({shown}, 60) || ''' is not ' || {_q(_EXPECT[col.kind])}")
@@ -526,12 +577,17 @@ def _extra_checks(spec: TableSpec) -> list[tuple[str, str]]:
 
 
 def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
-                  columns: list[tuple[str, str]], numbered: bool = True
-                  ) -> tuple[str, list[str]]:
+                  columns: list[tuple[str, str]]) -> tuple[str, list[str]]:
     """SQL selecting (seq, typed columns..., bad, reason) from one file, and the ignored
-    columns. Not ``numbered``: ``file_idx`` instead of ``seq``, for a file copied into a table
-    whose row ids give the order (numbering rows while reading would read on one thread)."""
-    by_name = {name.strip().lower(): (name, typ) for name, typ in columns}
+    columns. ``seq`` is ``file_idx`` and the row's line (CSV) or row number (Parquet)."""
+    by_name: dict[str, tuple[str, str]] = {}
+    for name, typ in columns:
+        key = name.strip().lower()
+        if key in by_name:
+            raise PopulationInputError(
+                f"{tf.shown}: line 1: column '{name.strip()}' appears more than once in the "
+                "header; keep one (we cannot tell which is meant)")
+        by_name[key] = (name, typ)
     missing = [c.name for c in spec.columns if c.required and c.name not in by_name]
     if missing:
         have = ", ".join(name for name, _ in columns) or "none"
@@ -548,8 +604,7 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
     parsed: list[str] = []
     mid: list[str] = []
     reasons: list[tuple[str, str]] = []
-    out = [f"(CAST({file_idx} AS BIGINT) << {_ROW_BITS}) | CAST(__row AS BIGINT) AS seq"
-           if numbered else f"CAST({file_idx} AS INTEGER) AS file_idx"]
+    out = [f"(CAST({file_idx} AS BIGINT) << {_ROW_BITS}) | CAST(__row AS BIGINT) AS seq"]
     for col in used:
         src, typ = by_name.get(col.name, (None, "VARCHAR"))
         if src is None:
@@ -584,19 +639,19 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
         if col.kind == "birth_date":
             out.append(f"__x_{col.target} AS birth_precision")
     reasons += _extra_checks(spec)
-    bad = " OR ".join(f"({b})" for b, _ in reasons) or "FALSE"
+    bad = " OR ".join(["__line_why IS NOT NULL", *(f"({b})" for b, _ in reasons)])
     out.append(f"({bad}) AS bad")
-    # Why, for the bad rows only (most rows are fine: no strings built for them).
-    out.append(f"CASE WHEN {bad} THEN NULLIF(concat_ws('; ', "
-               f"{', '.join(w for _, w in reasons)}), '') END AS reason")
-    # Parquet: the row number (1-based). CSV: the line number, the header being line 1 (lines
-    # the CSV reader rejects shift the ones after them; see _record_csv_rejects).
-    row = ("row_number() OVER () + 1" if tf.format == "csv" else "file_row_number + 1")
-    base = (f"SELECT {row if numbered else 'NULL'} AS __row, {', '.join(inner)} "
-            f"FROM {_scan_sql(tf)}")
-    trim = f"SELECT __row, {', '.join(trimmed)} FROM ({base})"
-    parse = f"SELECT __row, {', '.join(parsed)} FROM ({trim})"
-    middle = f"SELECT __row, {', '.join(mid)} FROM ({parse})"
+    # Why, for the bad rows only (most rows are fine: no strings built for them). A line that
+    # could not be split into the header's cells has only that reason (its cells mean nothing).
+    out.append(f"CASE WHEN __line_why IS NOT NULL THEN __line_why WHEN {bad} THEN "
+               f"NULLIF(concat_ws('; ', {', '.join(w for _, w in reasons) or 'NULL'}), '') END "
+               "AS reason")
+    # Parquet: the row number (1-based). CSV: the line number, the header being line 1.
+    base = (f"SELECT __row, __line_why, {', '.join(inner)} "
+            f"FROM {_scan_sql(tf, [name for name, _ in columns])}")
+    trim = f"SELECT __row, __line_why, {', '.join(trimmed)} FROM ({base})"
+    parse = f"SELECT __row, __line_why, {', '.join(parsed)} FROM ({trim})"
+    middle = f"SELECT __row, __line_why, {', '.join(mid)} FROM ({parse})"
     return f"SELECT {', '.join(out)} FROM ({middle})", ignored
 
 
@@ -609,20 +664,6 @@ def _target_columns(spec: TableSpec) -> list[str]:
         if c.kind == "birth_date":
             cols.append("birth_precision")
     return cols
-
-
-def _csv_rejected_lines(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, str]]:
-    """Lines the CSV reader could not split into the header's columns (then forgets them)."""
-    try:
-        rows = con.execute(
-            "SELECT line, any_value(error_message), any_value(csv_line) FROM __csv_rej_err "
-            "GROUP BY line ORDER BY line").fetchall()
-    except duckdb.Error:
-        return []
-    finally:
-        con.execute("DROP TABLE IF EXISTS __csv_rej_err")
-        con.execute("DROP TABLE IF EXISTS __csv_rej_scan")
-    return [(int(r[0]), str(r[1] or ""), str(r[2] or "")) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -671,20 +712,16 @@ def load_tables(
     stats: dict[str, TableStats] = {}
     con.execute("CREATE OR REPLACE TEMP TABLE rejects (tbl VARCHAR, file_idx INTEGER, "
                 "line BIGINT, patient_id VARCHAR, reason VARCHAR)")
-    con.execute("CREATE OR REPLACE TEMP TABLE __csv_shift (file_idx INTEGER, k BIGINT, "
-                "n BIGINT)")
     for spec in TABLES:
         st = TableStats(spec.name)
         stats[spec.name] = st
         tfs = found.get(spec.name, [])
-        copied = any(tf.format == "csv" for tf in tfs)  # parsed once into a table
         selects: list[str] = []
         for tf in tfs:
             file_idx = len(files)
             files.append(tf)
             st.files.append(tf.shown)
-            select, ignored = _select_typed(spec, tf, file_idx, _describe(con, tf),
-                                            numbered=not copied)
+            select, ignored = _select_typed(spec, tf, file_idx, _describe(con, tf))
             for name in ignored:
                 if name not in st.ignored_columns:
                     st.ignored_columns.append(name)
@@ -700,8 +737,15 @@ def load_tables(
                          aggregates.get(spec.internal, RowAggregates()), say)
     present = frozenset(found)
     patients_read, patients_accepted, patients_rejected = _patient_counts(con)
-    return LoadResult(stats, notes, present, files, patients_read, patients_accepted,
-                      patients_rejected)
+    warnings = [n.removeprefix(WARNING_PREFIX) for n in notes if n.startswith(WARNING_PREFIX)]
+    for spec in TABLES:
+        if not spec.required and spec.name not in present and any(
+                w.endswith(f"misspelt {spec.name} table and was not read: if it is meant to be "
+                           f"{spec.name}, rename it") for w in warnings):
+            warnings.append(f"no {spec.name} table was read: everyone counts as having no "
+                            f"{spec.name.replace('_', ' ')}")
+    return LoadResult(stats, [n.removeprefix(WARNING_PREFIX) for n in notes], present, files,
+                      patients_read, patients_accepted, patients_rejected, warnings)
 
 
 def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[TableFile],
@@ -724,30 +768,47 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
             raise PopulationInputError(f"{tfs[0].shown}: cannot read the file: "
                                        f"{_first_line(exc)}") from None
         return
-    # Copied into a table, in order (insertion order is preserved): a row's place in its file
-    # is its row id less the file's first, plus 2 for CSV (line 1 is the header), else 1.
-    raw = f"__raw_{spec.internal}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} (file_idx INTEGER, {cols}, bad BOOLEAN, "
-                "reason VARCHAR)")
-    offsets: list[tuple[int, int]] = []
+    # Copied into a table: CSV files block by block (each row numbered by its line), Parquet
+    # files beside them as they are. The order rows arrive in does not matter: seq says.
+    con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, reason VARCHAR)")
     for tf, sel in zip(tfs, selects, strict=True):
-        start = int(con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0])
         file_idx = files.index(tf)
-        try:
-            con.execute(f"INSERT INTO {raw} {sel}")
-        except duckdb.Error as exc:
-            raise PopulationInputError(f"{tf.shown}: cannot read the file: "
-                                       f"{_first_line(exc)}") from None
-        offsets.append((file_idx, (2 if tf.format == "csv" else 1) - start))
-        if tf.format == "csv":
-            _record_csv_rejects(con, spec, tf, file_idx, st)
-    whens = " ".join(f"WHEN {i} THEN {off}" for i, off in offsets)
-    names = ", ".join(name for name, _ in _schema(spec))
-    con.execute(f"""
-        CREATE TEMP VIEW {src} AS
-        SELECT (CAST(file_idx AS BIGINT) << {_ROW_BITS}) | (rowid + CASE file_idx {whens} END)
-               AS seq, {names}, bad, reason
-        FROM {raw}""")
+        if tf.format != "csv":
+            try:
+                con.execute(f"INSERT INTO {src} {sel}")
+            except duckdb.Error as exc:
+                raise PopulationInputError(f"{tf.shown}: cannot read the file: "
+                                           f"{_first_line(exc)}") from None
+            continue
+        lines, blank = 1, 0
+        for block in read_blocks(tf.path, _unreadable(tf)):
+            con.register("__blk_plain", block.plain)
+            con.register("__blk_parsed", block.parsed)
+            try:
+                con.execute(f"INSERT INTO {src} {sel}")
+            except duckdb.Error as exc:
+                raise PopulationInputError(f"{tf.shown}: cannot read the file near line "
+                                           f"{lines + 1}: {_first_line(exc)}") from None
+            finally:
+                con.unregister("__blk_plain")
+                con.unregister("__blk_parsed")
+            lines += block.plain.num_rows
+            blank += block.blank_lines
+        # Every line is the header, blank, or a row: check that none went missing.
+        rows = int(con.execute(f"SELECT count(*) FROM {src} WHERE seq >> {_ROW_BITS} = ?",
+                               [file_idx]).fetchall()[0][0])
+        if rows != lines - 1 - blank:
+            raise PopulationInputError(
+                f"{tf.shown}: {lines:,} lines ({blank:,} blank) but {rows:,} rows read; "
+                "the file was not read completely")
+        st.lines += lines
+        st.blank_lines += blank
+
+
+def _unreadable(tf: TableFile) -> Callable[[str], Exception]:
+    def error(message: str) -> Exception:
+        return PopulationInputError(f"{tf.shown}: cannot read the file: {message}")
+    return error
 
 
 def _schema(spec: TableSpec) -> Iterator[tuple[str, str]]:
@@ -762,32 +823,8 @@ def _schema(spec: TableSpec) -> Iterator[tuple[str, str]]:
             yield "birth_precision", "VARCHAR"
 
 
-def _record_csv_rejects(con: duckdb.DuckDBPyConnection, spec: TableSpec, tf: TableFile,
-                        file_idx: int, st: TableStats) -> None:
-    """Lines the CSV reader rejected go to the rejects; the lines after them shift."""
-    bad = _csv_rejected_lines(con)
-    if not bad:
-        return
-    st.rows_read += len(bad)
-    st.rows_rejected += len(bad)
-    for line, message, text in bad:
-        reason = f"CSV line not readable: {message.splitlines()[0] if message else 'error'}"
-        if text:
-            reason += f" (line text: {text[:80]!r})"
-        con.execute("INSERT INTO rejects VALUES (?, ?, ?, NULL, ?)",
-                    [spec.name, file_idx, line, reason])
-    # Good rows were numbered as if no line had been rejected: the row numbered r is really on
-    # line r + #{j : L_j - j < r}, for the rejected lines L_1 < L_2 < ... (j from 1).
-    shifts: dict[int, int] = {}
-    for j, line in enumerate((line for line, _, _ in bad), start=1):
-        shifts[line - j] = j
-    con.executemany("INSERT INTO __csv_shift VALUES (?, ?, ?)",
-                    [(file_idx, k, n) for k, n in sorted(shifts.items())])
-
-
 _ROW_MASK = (1 << _ROW_BITS) - 1
-_LINE_SQL = f"""(s.seq & {_ROW_MASK}) + COALESCE((SELECT max(sh.n) FROM __csv_shift sh
-    WHERE sh.file_idx = (s.seq >> {_ROW_BITS}) AND sh.k < (s.seq & {_ROW_MASK})), 0)"""
+_LINE_SQL = f"(s.seq & {_ROW_MASK})"
 
 
 def _finish_patients(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats) -> None:
@@ -817,13 +854,16 @@ def _finish_patients(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableS
         GROUP BY patient_id""")
     n_read, n_ok = (int(x or 0) for x in con.execute(
         "SELECT (SELECT count(*) FROM __pts), (SELECT count(*) FROM pt)").fetchall()[0])
+    if n_read == 0:
+        raise PopulationInputError(f"{', '.join(st.files)}: no rows after the header (the "
+                                   "patients table needs at least one person)")
     st.rows_read += n_read
     st.rows_rejected += n_read - n_ok
     st.rows_accepted = n_ok
     if n_read > n_ok:
         con.execute(f"""
             INSERT INTO rejects SELECT 'patients', CAST(s.seq >> {_ROW_BITS} AS INTEGER),
-                   {_LINE_SQL}, s.patient_id,
+                   {_LINE_SQL}, {_SHOWN_ID},
                    NULLIF(concat_ws('; ', s.reason, CASE WHEN g.n > 1 THEN
                        'patient_id appears ' || g.n || ' times in the patients table' END), '')
             FROM __pts s LEFT JOIN __pdup g USING (patient_id)
@@ -831,6 +871,9 @@ def _finish_patients(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableS
     con.execute("DROP TABLE __pts")
 
 
+#: The patient id as the rejects show it: an over-long one shortened.
+_SHOWN_ID = (f"CASE WHEN length(s.patient_id) > {MAX_ID_LENGTH} THEN left(s.patient_id, 60) || "
+             "'...' ELSE s.patient_id END")
 _ORPHAN = ("CASE WHEN s.patient_id IS NOT NULL AND i.pid IS NULL THEN 'patient_id ''' || "
            "left(s.patient_id, 60) || ''' is not in the patients table' END")
 
@@ -919,7 +962,7 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
         con.execute(f"""
             INSERT INTO rejects
             SELECT {_q(spec.name)}, CAST(s.seq >> {_ROW_BITS} AS INTEGER), {_LINE_SQL},
-                   s.patient_id, NULLIF(concat_ws('; ', {why}, {_ORPHAN}), '')
+                   {_SHOWN_ID}, NULLIF(concat_ws('; ', {why}, {_ORPHAN}), '')
             FROM {src} s {code_join} LEFT JOIN __ids i ON i.patient_id = s.patient_id
             WHERE {row_bad} OR (s.patient_id IS NOT NULL AND i.pid IS NULL)""")
     if n_bad:

@@ -1,0 +1,211 @@
+"""Reading a CSV file line by line, so that every row carries its true line number.
+
+The rule is strict and simple: **one physical line is one row**. A cell may be quoted (to hold
+a comma or a quote, doubled), but it may not hold a line break, so a stray ``"`` can never
+swallow the lines after it: the line with the unbalanced quote is rejected on its own, and the
+next line is read as the next row. Every line of the file is then exactly one of: the header
+(line 1), a blank line (counted and skipped), or a row, numbered by its line. Nothing is
+inferred ("sniffed") from the data.
+
+The file is read in blocks of bytes. Line breaks are found with numpy and the lines handed to
+DuckDB as an Arrow table (``line``, ``text``), where they are split into cells in parallel; the
+rare lines that hold a quote are parsed here with :mod:`csv`. A line that is not UTF-8 is kept
+as a row whose cells are unreadable, so it is rejected with its line number. ``.csv.gz`` files
+are decompressed as they are read.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["CsvBlock", "CsvHeaderError", "read_blocks", "read_header", "split_line"]
+
+BLOCK_BYTES = 1 << 24
+
+_NEWLINE = 10
+_QUOTE = b'"'
+
+
+class CsvHeaderError(Exception):
+    """The file cannot be read as CSV at all (its header, or its compression)."""
+
+
+@dataclass(frozen=True)
+class CsvBlock:
+    """The lines of one block: ``plain`` has every line (``skip`` for blank lines and those in
+    ``parsed``), for DuckDB to split on commas; ``parsed`` the lines that hold a quote or are
+    not UTF-8, split here (``parts``: their cells; with ``problem`` saying why they could not
+    be split properly, the line split on every comma, so the rejected row names its patient)."""
+
+    plain: pa.Table  # line int64, text string (with its line break), skip bool
+    parsed: pa.Table  # line int64, parts list<string> (NULL when problem), problem string
+    blank_lines: int
+
+
+def _open(path: Path) -> BinaryIO:
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def _reading_error(exc: BaseException) -> str:
+    if isinstance(exc, (gzip.BadGzipFile, zlib.error)):
+        return f"not a readable gzip file ({exc})"
+    if isinstance(exc, EOFError):
+        return "the gzip file ends early (truncated)"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def read_header(path: Path) -> list[str]:
+    """The header's cells (a UTF-8 byte-order mark dropped). Raises :class:`CsvHeaderError`."""
+    try:
+        with _open(path) as fh:
+            first = fh.readline(1 << 20)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CsvHeaderError(_reading_error(exc)) from None
+    if not first.strip():
+        raise CsvHeaderError("line 1 is empty (expected a header row naming the columns)")
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CsvHeaderError("line 1: the file is UTF-16; save it as UTF-8")
+    if not first.endswith(b"\n") and len(first) >= 1 << 20:
+        raise CsvHeaderError("line 1: the header is longer than 1 MiB")
+    try:
+        text = first.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CsvHeaderError(f"line 1: not UTF-8 text (byte 0x{first[exc.start]:02x} at "
+                             f"column {exc.start + 1}); save the file as UTF-8") from None
+    text = text.removeprefix("\ufeff").rstrip("\r\n")
+    cells, problem = split_line(text)
+    if cells is None:
+        raise CsvHeaderError(f"line 1: {problem}")
+    return cells
+
+
+def split_line(text: str) -> tuple[list[str] | None, str | None]:
+    """One line's cells, or (None, why) when its quotes do not balance."""
+    try:
+        rows = list(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error as exc:
+        return None, f"a quoted cell is not closed on its line ({exc}); a cell may not " \
+                     "hold a line break"
+    if len(rows) != 1:
+        return None, "a quoted cell holds a line break (not allowed: one line is one row)"
+    return rows[0], None
+
+
+def read_blocks(path: Path, on_error: Callable[[str], Exception],
+                block_bytes: int | None = None) -> Iterator[CsvBlock]:
+    """The rows of ``path`` after its header, block by block, numbered by line (header = 1).
+
+    ``on_error(message)`` makes the exception raised when the file cannot be read; blocks are
+    about ``block_bytes`` long (default :data:`BLOCK_BYTES`).
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
+    try:
+        fh = _open(path)
+    except OSError as exc:
+        raise on_error(_reading_error(exc)) from None
+    with fh:
+        try:
+            fh.readline(1 << 20)  # the header, read by read_header
+            next_line = 2
+            rest = b""
+            while True:
+                chunk = fh.read(block_bytes)
+                buf = rest + chunk
+                if not buf:
+                    return
+                if chunk:
+                    cut = buf.rfind(b"\n") + 1
+                    if cut == 0:
+                        rest = buf
+                        continue
+                    buf, rest = buf[:cut], buf[cut:]
+                else:
+                    rest = b""
+                    if not buf.endswith(b"\n"):
+                        buf += b"\n"
+                block = _block(buf, next_line)
+                next_line += block.plain.num_rows
+                yield block
+        except (OSError, EOFError, zlib.error) as exc:
+            raise on_error(_reading_error(exc)) from None
+
+
+def _block(buf: bytes, first_line: int) -> CsvBlock:
+    """Every line of ``buf`` (which ends with a line break), numbered from ``first_line``."""
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    ends = np.flatnonzero(raw == _NEWLINE)  # index of each line's "\n"
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    lengths = ends - starts
+    cr = np.zeros(len(ends), dtype=bool)  # a "\r" before the "\n" (CRLF files) is no cell
+    has = lengths > 0
+    cr[has] = raw[ends[has] - 1] == 13
+    lengths = lengths - cr
+    numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
+    blank = lengths == 0
+    special = np.zeros(len(ends), dtype=bool)
+    if _QUOTE in buf:
+        special[np.searchsorted(ends, np.flatnonzero(raw == ord(_QUOTE)))] = True
+    problems: dict[int, str] = {}
+    original = buf
+    try:
+        buf.decode("utf-8")
+    except UnicodeDecodeError:
+        # Rare: find the lines that are not UTF-8, and blank their bytes out in a copy (same
+        # length, so every offset holds) so the text handed on is valid; they are rejected.
+        fixed = bytearray(buf)
+        for i in np.flatnonzero(~blank).tolist():
+            s, n = int(starts[i]), int(lengths[i])
+            try:
+                buf[s:s + n].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                special[i] = True
+                problems[i] = (f"not UTF-8 text (byte 0x{buf[s + exc.start]:02x} at column "
+                               f"{exc.start + 1}); save the file as UTF-8")
+                fixed[s:s + n] = b" " * n
+        buf = bytes(fixed)
+    # Each line's text runs from its start to the next line's start (its line break is trimmed
+    # in SQL), so the column shares the block's bytes: no line is copied.
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[:-1] = starts
+    offsets[-1] = len(buf)
+    text = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets.tobytes()),
+                                            pa.py_buffer(buf))
+    plain = pa.table({"line": pa.array(numbers), "text": text,
+                      "skip": pa.array(blank | special)})
+    lines_sp: list[int] = []
+    parts: list[list[str] | None] = []
+    whys: list[str | None] = []
+    for i in np.flatnonzero(special).tolist():
+        lines_sp.append(int(numbers[i]))
+        s, n = int(starts[i]), int(lengths[i])
+        if i in problems:
+            # The cells as far as they can be told (so the row names its patient), rejected.
+            parts.append(original[s:s + n].decode("utf-8", "replace").split(","))
+            whys.append(problems[i])
+            continue
+        text = buf[s:s + n].decode("utf-8")
+        cells, problem = split_line(text)
+        parts.append(cells if cells is not None else text.split(","))
+        whys.append(problem)
+    parsed = pa.table({
+        "line": pa.array(lines_sp, pa.int64()),
+        "parts": pa.array(parts, pa.list_(pa.string())),
+        "problem": pa.array(whys, pa.string()),
+    })
+    return CsvBlock(plain, parsed, int(blank.sum()))
