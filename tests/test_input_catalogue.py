@@ -469,7 +469,7 @@ def test_a_run_replaces_every_output_of_the_last_one(base_extract: Path, row_run
     assert main(["population", str(base_extract), "--as-of", AS_OF, "--out", str(out),
                  "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "dashboard.csv", "findings.csv", "notes.txt", "rejects.csv", "report.html",
+        "dashboard.csv", "data_dictionary.csv", "findings.csv", "notes.txt", "rejects.csv", "report.html",
         "results.csv", "results.parquet", "run_summary.json"]
     run_id = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))["run_id"]
     for name in ("results.csv", "findings.csv", "rejects.csv", "dashboard.csv"):
