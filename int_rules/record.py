@@ -51,6 +51,7 @@ __all__ = [
     "PatientRecord",
     "RiskScore",
     "Sex",
+    "load_json_document",
 ]
 
 Sex = Literal["female", "male", "other", "unknown"]
@@ -238,9 +239,7 @@ class PatientRecord(BaseModel):
                 a key given twice in one object, nesting too deep, numbers too long to read;
                 or as :meth:`from_dict`.
         """
-        if isinstance(text, (bytes, bytearray)):
-            text = _decode(bytes(text))
-        return cls.from_dict(_load_json(text))
+        return cls.from_dict(load_json_document(text))
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> PatientRecord:
@@ -285,6 +284,19 @@ class PatientRecord(BaseModel):
     def to_json(self) -> str:
         """The record as JSON text (keys in a stable order)."""
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def load_json_document(text: str | bytes) -> Any:
+    """Parse JSON text (UTF-8 when bytes) as a record file is read, for every reader of JSON
+    records (ours and FHIR Bundles).
+
+    Raises:
+        RecordError: naming where: text that is not UTF-8, invalid JSON (line and column), a
+            key given twice in one object, nesting too deep, numbers too long to read.
+    """
+    if isinstance(text, (bytes, bytearray)):
+        text = _decode(bytes(text))
+    return _load_json(text)
 
 
 def _decode(raw: bytes) -> str:

@@ -175,7 +175,7 @@ def test_errors_name_the_resource_and_element_path() -> None:
         _error(bundle(obs(valueQuantity={"value": "six"})))
     assert "Patient/p1: deceasedBoolean: true without a date" in _error(
         bundle(patient={"deceasedBoolean": True}))
-    assert "Patient/p1: gender: Input should be 'female'" in _error(bundle(patient={"gender": "f"}))
+    assert "Patient/p1: gender: 'f' is not a sex: one of female, male, other, unknown" in _error(bundle(patient={"gender": "f"}))
     assert "Patient/p1: birthDate: missing" in _error(bundle(patient={"birthDate": None}))
     two = bundle()
     two["entry"].append(copy.deepcopy(two["entry"][0]))

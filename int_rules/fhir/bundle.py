@@ -44,7 +44,6 @@ input order matters only to break a tie between two items on the same date.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -53,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RecordError, RecordErrors
-from ..record import PatientRecord
+from ..record import PatientRecord, load_json_document
 from . import vocabulary as v
 
 __all__ = ["BundleRead", "is_fhir", "read_bundle", "read_bundle_file"]
@@ -459,11 +458,7 @@ def read_bundle(bundle: Mapping[str, JSON] | str | bytes, *, neighbourhood: str 
     """
     data: JSON = bundle
     if isinstance(bundle, str | bytes):
-        try:
-            data = json.loads(bundle)
-        except json.JSONDecodeError as exc:
-            raise RecordError(None, f"(JSON line {exc.lineno} column {exc.colno})",
-                              exc.msg) from None
+        data = load_json_document(bundle)
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         got = data.get("resourceType") if isinstance(data, dict) else type(data).__name__
         raise RecordError(None, "resourceType", f"expected a FHIR Bundle, got {got!r}")
