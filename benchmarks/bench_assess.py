@@ -1,17 +1,21 @@
 """Throughput of ``Rulebook.assess`` on records of about 50 events, against a naive baseline.
 
-Both runs use the whole bundled rulebook on the same generated records, in the same process:
+Every run uses the whole bundled rulebook on the same generated records, in the same process:
 
-* **indexed** (what the library does): the record's events are indexed once by *match group*
-  (the codelists each fact reads), so each fact looks only at its own events;
-* **naive** baseline: the same facts and rules, but every fact scans every event of the record
-  and tests codelist membership itself (no index).
+* **generated** (``Rulebook.assess``, the default engine): the rulebook as one generated
+  Python function (:mod:`int_rules.engines.generated`);
+* **reference** baseline: the reference engine, one closure per fact over the record's events
+  indexed once by *match group* (the codelists each fact reads);
+* **naive** baseline: the reference engine with no index (every fact scans every event of the
+  record and tests codelist membership itself).
 
-It also reports the cost of building records: from a dict (``PatientRecord.from_dict``) and from
-JSON text (``PatientRecord.from_json``).
+It also reports the cost of building records: from a dict (``PatientRecord.from_dict``), against
+validating every event through pydantic (``PatientRecord.model_validate``, what ``from_dict``
+did before it built plain events itself), and from JSON text (``PatientRecord.from_json``).
 
-Run: ``python benchmarks/bench_assess.py [--records N] [--events E] [--seed S]``. Prints
-records/second for each and the ratio. Machines are noisy: compare ratios, not seconds.
+Run: ``python benchmarks/bench_assess.py [--records N] [--events E] [--seed S] [--repeat R]``.
+Prints records/second for each and the ratios; the runs are interleaved and the best of
+``--repeat`` rounds kept. Machines are noisy: compare ratios, not seconds.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 import int_rules
 from int_rules import facts as facts_module
+from int_rules.engines import generated, reference
 from int_rules.facts import EvalContext, MatchGroups
 from int_rules.record import PatientRecord
 from int_rules.snomed import check_digit
@@ -80,14 +85,16 @@ def naive_build(record: PatientRecord, as_of: dt.date, match: MatchGroups) -> Ev
     return EvalContext(record=record, as_of=as_of, groups=groups, events=events)
 
 
-def rate(fn: Callable[[], object], n: int, repeat: int = 3) -> float:
-    """Best of ``repeat`` runs, in items per second."""
-    best = float("inf")
+def rates(runs: dict[str, Callable[[], object]], n: int, repeat: int) -> dict[str, float]:
+    """Items per second of each run: the best of ``repeat`` rounds, the runs interleaved in
+    each round so that a busy machine slows them alike."""
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+        for label, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            best[label] = min(best[label], time.perf_counter() - t0)
+    return {label: n / seconds for label, seconds in best.items()}
 
 
 def main() -> None:
@@ -95,36 +102,58 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     book = int_rules.load()
     raw = generate(args.records, args.events, args.seed, book)
     texts = [json.dumps(r) for r in raw]
     records = [PatientRecord.from_dict(r) for r in raw]
+    for r in records[:200]:  # the engines agree before they are timed
+        assert (reference.assess(book, r, AS_OF).comparable()
+                == generated.assess(book, r, AS_OF).comparable())
+    assert records == [PatientRecord.model_validate(r) for r in raw]
 
-    indexed = rate(lambda: [book.assess(r, AS_OF) for r in records], len(records))
-    original = facts_module.EvalContext.build
-    try:
-        facts_module.EvalContext.build = classmethod(  # type: ignore[method-assign,assignment]
-            lambda cls, record, as_of, match: naive_build(record, as_of, match))
-        naive = rate(lambda: [book.assess(r, AS_OF) for r in records], len(records))
-    finally:
-        facts_module.EvalContext.build = original  # type: ignore[method-assign]
-    from_dict = rate(lambda: [PatientRecord.from_dict(r) for r in raw], len(raw))
-    from_json = rate(lambda: [PatientRecord.from_json(t) for t in texts], len(texts))
+    def naive_run() -> object:
+        original = facts_module.EvalContext.build
+        try:
+            facts_module.EvalContext.build = classmethod(  # type: ignore[method-assign,assignment]
+                lambda cls, record, as_of, match: naive_build(record, as_of, match))
+            return [reference.assess(book, r, AS_OF) for r in records]
+        finally:
+            facts_module.EvalContext.build = original  # type: ignore[method-assign]
+
+    assess = rates({
+        "generated": lambda: [book.assess(r, AS_OF) for r in records],
+        "reference": lambda: [reference.assess(book, r, AS_OF) for r in records],
+        "naive": naive_run,
+    }, len(records), args.repeat)
+    build = rates({
+        "from_dict": lambda: [PatientRecord.from_dict(r) for r in raw],
+        "validated": lambda: [PatientRecord.model_validate(r) for r in raw],
+        "from_json": lambda: [PatientRecord.from_json(t) for t in texts],
+    }, len(raw), args.repeat)
 
     rules = sum(len(rs.rules) for rs in book.rulesets)
     print(f"rulebook {book.id} {book.version}: {len(book.facts)} facts, {rules} rules, "
-          f"{len(book.match_groups)} match groups; {len(records)} records x {args.events} events")
-    def line(label: str, per_second: float) -> None:
-        print(f"{label:26s}: {per_second:10,.0f} records/s  ({1e6 / per_second:6.1f} us/record)")
+          f"{len(book.match_groups)} match groups; {len(records)} records x {args.events} "
+          f"events; best of {args.repeat} interleaved rounds")
 
-    line("assess, indexed (library)", indexed)
-    line("assess, naive baseline", naive)
-    print(f"ratio indexed / naive     : {indexed / naive:10.2f}x")
-    line("build record from dict", from_dict)
-    line("build record from JSON", from_json)
-    print(f"assess / build-from-dict  : {indexed / from_dict:10.2f}x (above 1: building dominates)")
+    def line(label: str, per_second: float) -> None:
+        print(f"{label:34s}: {per_second:10,.0f} records/s  ({1e6 / per_second:6.1f} us/record)")
+
+    line("assess, generated (the default)", assess["generated"])
+    line("assess, reference engine (closures)", assess["reference"])
+    line("assess, naive baseline (no index)", assess["naive"])
+    def ratio(label: str, value: float) -> None:
+        print(f"{label:34s}: {value:10.2f}x")
+
+    ratio("ratio generated / reference", assess["generated"] / assess["reference"])
+    ratio("ratio reference / naive", assess["reference"] / assess["naive"])
+    line("build record from dict", build["from_dict"])
+    line("build record, every event validated", build["validated"])
+    line("build record from JSON", build["from_json"])
+    ratio("ratio from_dict / validated", build["from_dict"] / build["validated"])
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from .facts import EvidenceItem, FactValue
 from .fhir.cds_hooks import CdsHooksResponse
 from .guidance_names import guidance_name
 from .language.plain import describe_condition, format_value
+from .model.semantics import aggregate_outputs, overlap_message
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
 from .results_schema import (
     AssessmentDict,
@@ -50,10 +51,7 @@ class HitPolicyError(IntRulesError):
         self.patient_id = patient_id
         self.ruleset = ruleset
         self.rule_ids = rule_ids
-        super().__init__(
-            f"patient {patient_id!r}: ruleset {ruleset} has hit policy 'unique' but rules "
-            f"{', '.join(rule_ids)} all fired; the rules overlap (run 'int-rules lint')"
-        )
+        super().__init__(f"patient {patient_id!r}: {overlap_message(ruleset, rule_ids)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +137,10 @@ class Assessment:
             Outcome(
                 ruleset=rule.ruleset,
                 rule_id=rule.id,
-                title=rule.definition.title,
-                outputs=dict(rule.definition.then),
-                provenance=rule.definition.provenance,
-                facts=rule.condition.facts,
+                title=rule.node.title,
+                outputs=dict(rule.node.then),
+                provenance=rule.node.provenance,
+                facts=rule.node.facts,
             )
             for rule in self.fired
         )
@@ -153,37 +151,15 @@ class Assessment:
         Every declared output appears (an empty list, or None, when no rule set it), so the
         shape does not depend on the record.
         """
-        out: dict[str, dict[str, ResultValue]] = {}
-        for rs in self.book.rulesets:
-            collect = rs.definition.hit_policy == "collect"
-            res: dict[str, Any] = {k: ([] if collect else None) for k in rs.definition.outputs}
-            for rule in self.fired:
-                if rule.ruleset != rs.id:
-                    continue
-                for key, value in rule.definition.then.items():
-                    if collect:
-                        if value not in res[key]:
-                            res[key].append(value)
-                    else:
-                        res[key] = value
-            out[rs.id] = res
-        return out
+        return {
+            rs.id: aggregate_outputs(rs.decision, [rule.node.then for rule in self.fired
+                                                   if rule.ruleset == rs.id])
+            for rs in self.book.rulesets
+        }
 
     def provenance(self) -> ProvenanceDict:
         """Which rulebook produced this: id, version, content hash, rulesets and overrides."""
-        book = self.book
-        return {
-            "rulebook": book.id,
-            "version": book.version,
-            "sha256": book.sha256,
-            "rulesets": [
-                {"id": rs.id, "version": rs.definition.version, "status": status_of(book, rs.id)}
-                for rs in book.rulesets
-            ],
-            "pathway": {"id": book.pathway.id, "version": book.pathway.version,
-                        "status": status_of(book, "pathway")},
-            "overrides": dict(sorted(book.overrides.items())),
-        }
+        return self.book.provenance()
 
     def evidence_dict(self, item: EvidenceItem) -> EvidenceDict:
         """One record item behind a fact, as JSON-ready data (coded events with their term)."""

@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "risk scores and monitoring alerts) and the explanation")
     p.add_argument("--out", type=Path, default=None, metavar="FILE",
                    help="write to FILE instead of standard output")
-    p.add_argument("--engine", choices=("reference", "durable"), default="reference",
-                   help="evaluation engine (default: reference)")
+    p.add_argument("--engine", choices=("reference", "generated", "durable"), default="reference",
+                   help="evaluation engine (default: reference, the oracle; generated: the "
+                        "same rules as one generated function, faster)")
     _add_rulebook_args(p)
     p.set_defaults(func=_cmd_assess)
 

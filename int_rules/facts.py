@@ -1,8 +1,8 @@
-"""Facts: named per-patient values derived from a record as of a date, with their evidence.
+"""Facts as the reference engine evaluates them: the evaluation context and its helpers.
 
-A fact definition (:class:`~int_rules.language.schema.FactDef`) is compiled once, at load, into
-a :class:`CompiledFact`: its value type, the facts it depends on, and a closure that computes
-``(value, evidence)`` from an :class:`EvalContext`. The context holds the record's events indexed
+Each fact node of the model (:mod:`int_rules.model.nodes`) is compiled by the reference engine
+(:mod:`int_rules.engines.reference`) into a closure that computes ``(value, evidence)`` from an
+:class:`EvalContext`, with the helpers here. The context holds the record's events indexed
 by *match group* (the set of codelists a fact reads), built once per assessment, so each fact
 looks only at its own few events.
 
@@ -17,41 +17,37 @@ import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from .model.nodes import Value, ValueType, Window
+from .model.semantics import age_in_years, day_after, day_before
+from .model.vocabulary import ATTRIBUTE_TYPES, VALUE_FIELDS, WHERE_FIELDS
 from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
 
 if TYPE_CHECKING:
     from .pathway import PathwayResult
 
 __all__ = [
-    "CompiledFact",
+    "ATTRIBUTE_TYPES",
+    "VALUE_FIELDS",
+    "WHERE_FIELDS",
     "EvalContext",
     "EvidenceItem",
     "FactType",
     "FactValue",
     "MatchGroups",
+    "age_in_years",
 ]
 
-ValueKind = Literal["bool", "int", "number", "date", "category", "text"]
 EvidenceItem = CodedEvent | Admission | RiskScore | MonitoringEvent
 FactResult = tuple[Any, tuple[EvidenceItem, ...]]
 _ONE_DAY = dt.timedelta(days=1)
+_FIRST_DAY, _LAST_DAY = dt.date.min, dt.date.max
 _NO_EVIDENCE: tuple[EvidenceItem, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class FactType:
-    """The type of a fact's value: what operators may test it and what values it can take."""
-
-    kind: ValueKind
-    values: tuple[str, ...] | None = None  # for categories: every value it can take
-    scale: tuple[str, ...] | None = None  # for ordered categories: low to high
-
-    def describe(self) -> str:
-        if self.kind == "category" and self.values:
-            return f"category ({', '.join(self.values)})"
-        return self.kind
+FactType = ValueType
+"""The type of a fact's value (see :class:`int_rules.model.nodes.ValueType`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +55,7 @@ class FactValue:
     """A fact's value for one record as of one date, with the record items behind it."""
 
     name: str
-    value: Any
+    value: Value
     evidence: tuple[EvidenceItem, ...] = ()
 
 
@@ -138,60 +134,22 @@ _DATE_OF: dict[str, Callable[[Any], dt.date]] = {
     "monitoring": _BY_DATE,
 }
 
-#: Fields each source may be filtered on with ``where``, and their Python types.
-WHERE_FIELDS: Mapping[str, Mapping[str, type]] = {
-    "events": {"is_problem": bool},
-    "admissions": {"emergency": bool},
-    "risk_scores": {"source": str},
-    "monitoring": {"kind": str, "measure": str},
-}
-
-#: Numeric fields ``latest_value`` may read, per source (the first is the default).
-VALUE_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "events": ("value",),
-    "admissions": ("length_of_stay",),
-    "risk_scores": ("value",),
-    "monitoring": ("value",),
-}
-
-#: Record attributes an ``attribute`` fact may read, with their type.
-ATTRIBUTE_TYPES: Mapping[str, FactType] = {
-    "sex": FactType("category", ("female", "male", "other", "unknown")),
-    "gp_system": FactType("category", ("EMIS", "SystmOne", "other")),
-    "neighbourhood": FactType("text"),
-    "practice": FactType("text"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledFact:
-    """A fact ready to evaluate: its type, dependencies and closure."""
-
-    name: str
-    type: FactType
-    deps: tuple[str, ...]
-    codelists: tuple[str, ...]
-    reads_after_as_of: bool
-    evaluate: Callable[[EvalContext], FactResult]
-    may_record: frozenset[str] = frozenset()  # pathway codes a may_record fact asks about
-
-
 # -- window and selection ---------------------------------------------------------------------
 
 WindowFn = Callable[[EvalContext], "tuple[dt.date | None, dt.date | None] | None"]
 
 
-def make_window(
-    within_days: int | None,
-    since: str | None,
-    until: str | None,
-    special: str | None,
-    from_: str | None = None,
-) -> WindowFn:
-    """A function giving the inclusive (start, end) dates a fact looks at, or None for nothing."""
+def make_window(window: Window) -> WindowFn:
+    """A function giving the inclusive (start, end) dates a fact looks at, or None for nothing.
+
+    At the calendar's edges: a window reaching back past 0001-01-01 starts there; a window
+    after 9999-12-31 or before 0001-01-01 holds nothing (:mod:`int_rules.model.semantics`).
+    """
+    special = window.special
     if special == "before_birth":
         def before_birth(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
-            return None, ctx.record.date_of_birth - _ONE_DAY
+            end = day_before(ctx.record.date_of_birth)
+            return None if end is None else (None, end)
         return before_birth
     if special == "after_death":
         def after_death(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
@@ -202,17 +160,27 @@ def make_window(
         return after_death
     if special == "after_as_of":
         def after_as_of(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
-            return ctx.as_of + _ONE_DAY, None
+            start = day_after(ctx.as_of)
+            return None if start is None else (start, None)
         return after_as_of
 
-    span = dt.timedelta(days=within_days) if within_days is not None else None
+    since, from_, until = window.since, window.from_, window.until
+    span = dt.timedelta(days=window.within_days) if window.within_days is not None else None
 
-    def window(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
-        end: dt.date | None = ctx.as_of
-        start: dt.date | None = ctx.as_of - span if span is not None else None
+    def bounds(ctx: EvalContext) -> tuple[dt.date | None, dt.date | None] | None:
+        as_of = ctx.as_of
+        end: dt.date | None = as_of
+        start: dt.date | None = None
+        if span is not None:
+            try:
+                start = as_of - span
+            except OverflowError:  # longer than the calendar: from its first day
+                start = _FIRST_DAY
         if since is not None:
             anchor = ctx.values[since]
             if anchor is not None:
+                if anchor == _LAST_DAY:  # nothing is dated after the calendar's last day
+                    return None
                 after = anchor + _ONE_DAY
                 start = after if start is None or after > start else start
         if from_ is not None:
@@ -226,7 +194,7 @@ def make_window(
             end = anchor if anchor < ctx.as_of else ctx.as_of
         return start, end
 
-    return window
+    return bounds
 
 
 def select(
@@ -284,8 +252,3 @@ def reduce_items(kind: str, matched: list[Any], date_of: Callable[[Any], dt.date
                 return float(value), (item,)
         return None, _NO_EVIDENCE
     raise AssertionError(f"not an item kind: {kind}")
-
-
-def age_in_years(born: dt.date, on: dt.date) -> int:
-    """Whole years from ``born`` to ``on``."""
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))

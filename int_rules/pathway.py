@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import IntRulesError, Location, RulesetError, RulesetErrors
 from .language.schema import Citation, HazardId, Identifier, Provenance, RuleId, Status
 from .language.yamlsrc import LocatedDict, load_yaml, locate
+from .model.semantics import pathway_order
 from .snomed import concept_id_problem
 
 __all__ = [
@@ -494,13 +495,7 @@ class Pathway:
 
     def _order(self, events: Iterable[tuple[dt.date, str]], as_of: dt.date,
                date_of_death: dt.date | None) -> list[tuple[dt.date, int, str, int]]:
-        get = self._by_code.get
-        out = [(day, info[0], code, info[1]) for day, code in events
-               if (info := get(code)) is not None and day <= as_of]
-        if date_of_death is not None and date_of_death <= as_of:
-            out.append((date_of_death, self._death[0], "", self._death[1]))
-        out.sort()
-        return out
+        return pathway_order(events, self._by_code, self._death, as_of, date_of_death)
 
     def _run(self, ordered: Sequence[tuple[dt.date, int, str, int]]) -> _Run:
         """Replay ordered events. Returns state, entered, history, findings, and the last

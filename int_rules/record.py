@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +32,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .errors import RecordError, RecordErrors
 from .snomed import SnomedConceptId
+from .snomed import _string_problem as _code_problem
 from .vocabulary import (
     MAX_ID_LENGTH,
     parse_bool,
@@ -215,6 +217,11 @@ class PatientRecord(BaseModel):
             raise RecordError(None, "(record)", f"expected a JSON object, got {kind}")
         patient_id = data.get("patient_id")
         pid = str(patient_id) if patient_id not in (None, "") else None
+        events = data.get("events")
+        if events:
+            checked = _plain_events(events)
+            if checked is not None:
+                data = {**data, "events": checked}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -364,6 +371,80 @@ def _load_json(text: str) -> Any:
                                        "(a record is a few levels deep)") from None
     except ValueError as exc:  # e.g. an integer of thousands of digits
         raise RecordError(None, "(JSON)", f"a number cannot be read: {exc}") from None
+
+
+_EVENT_FIELDS = frozenset({"code", "date", "value", "unit", "is_problem"})
+_new_event = object.__new__
+# The slots' own setters: an event is filled in without the frozen class's __setattr__.
+_SET_CODE, _SET_DATE, _SET_VALUE, _SET_UNIT, _SET_PROBLEM = (
+    CodedEvent.__dict__[name].__set__ for name in ("code", "date", "value", "unit", "is_problem"))
+_FROM_ISO = dt.date.fromisoformat
+
+
+def _plain_events(raw: Any) -> tuple[CodedEvent, ...] | None:
+    """The events of a record, built without validating each through pydantic, when every
+    one is in the plain form: a dict of known fields, a valid concept id, a ``YYYY-MM-DD``
+    date naming a real day (or a ``date``), a finite number or nothing, a unit without
+    surrounding spaces, a true/false ``is_problem``.
+
+    These are values the validated path accepts unchanged (an int value becomes a float, as
+    there), so the events are exactly the ones it would build. Anything else (another type,
+    text to convert, any mistake) gives ``None``, and the whole record then goes through
+    the validated path, which names the patient and field of every problem as before.
+    """
+    if type(raw) is not list and type(raw) is not tuple:
+        return None
+    out: list[CodedEvent] = []
+    append = out.append
+    fields = _EVENT_FIELDS
+    code_problem = _code_problem
+    new = _new_event
+    set_code, set_date, set_value, set_unit, set_problem = (
+        _SET_CODE, _SET_DATE, _SET_VALUE, _SET_UNIT, _SET_PROBLEM)
+    parse = _FROM_ISO
+    for ev in raw:
+        if type(ev) is not dict:
+            return None
+        code = ev.get("code")
+        day = ev.get("date")
+        if type(code) is not str or code_problem(code) is not None:
+            return None
+        if type(day) is str:
+            # fromisoformat also reads other ISO forms; only YYYY-MM-DD is this plain one.
+            if len(day) != 10 or day[4] != "-" or day[7] != "-":
+                return None
+            try:
+                day = parse(day)
+            except ValueError:
+                return None
+        elif type(day) is not dt.date:
+            return None
+        if len(ev) == 2:  # code and date only: the common case
+            value = unit = None
+            problem = False
+        else:
+            if not ev.keys() <= fields:
+                return None
+            value = ev.get("value")
+            if value is not None:
+                if type(value) is int and -(2**53) <= value <= 2**53:
+                    value = float(value)
+                elif type(value) is not float or not math.isfinite(value):
+                    return None
+            unit = ev.get("unit")
+            if unit is not None and (type(unit) is not str or unit != unit.strip()):
+                return None
+            problem = ev.get("is_problem", False)
+            if problem is not True and problem is not False:
+                return None
+        event = new(CodedEvent)
+        set_code(event, code)
+        set_date(event, day)
+        set_value(event, value)
+        set_unit(event, unit)
+        set_problem(event, problem)
+        append(event)
+    return tuple(out)
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

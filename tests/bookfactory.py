@@ -6,10 +6,12 @@ as YAML text, so each test states exactly the rules it exercises.
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
 import int_rules
+from int_rules.language.schema import RulesetFile
 from int_rules.rulebook import Rulebook, default_rulebook_dir
 
 REPO = default_rulebook_dir().parent
@@ -46,3 +48,28 @@ def ruleset(rid: str, rules: str, outputs: str, hit_policy: str = "collect",
         f"guidance: [001_0d4f5c8ba846d66c.txt]\nhit_policy: {hit_policy}\ndescription: D\n"
         f"parameters: {parameters}\noutputs:\n{outputs}\nrules:\n{rules}"
     )
+
+
+def with_ruleset(base: Rulebook, definition: RulesetFile) -> Rulebook:
+    """``base`` with one ruleset (a validated model, no YAML file) in place of its own: its
+    rule model, the reference engine's compiled rules and the generated function replaced."""
+    from int_rules.engines.reference import compile_condition
+    from int_rules.errors import Location
+    from int_rules.model.resolve import Problems, resolve_decision
+    from int_rules.rulebook import CompiledRule, CompiledRuleset
+
+    problems = Problems()
+    types = base.model.fact_types
+    decision, resolved = resolve_decision(definition, None, "gen.yaml", {}, types,
+                                          base.codelists, {}, problems)
+    problems.raise_if_any()
+    rules = tuple(CompiledRule(definition.ruleset, definition.rules[r.index],
+                               compile_condition(r.node.condition, types),
+                               Location("gen.yaml", r.index + 1), r.node) for r in resolved)
+    from int_rules.engines.generated import generate
+
+    rulesets = (CompiledRuleset(definition, "gen.yaml", {}, rules, decision),)
+    model = dataclasses.replace(base.model, decisions=(decision,))
+    return dataclasses.replace(
+        base, rulesets=rulesets, model=model,
+        generated=generate(model, rulesets, base.match_groups, base.pathway.codes))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from int_rules import HitPolicyError, PatientRecord, Rulebook
-from int_rules.population.engine import PopulationRun, output_column
+from int_rules import PatientRecord, Rulebook
+from int_rules.engines import conformance
+from int_rules.population.engine import PopulationRun
 
 OPTIONAL_TABLES = ("admissions", "risk_scores", "monitoring")
 
@@ -122,68 +122,15 @@ def without(records: Sequence[PatientRecord], tables: Iterable[str]) -> list[Pat
     return [r.model_copy(update={field[t]: () for t in drop}) for r in records]
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return bool(a == b)
-
-
-def _expected_output(value: Any, otype: str) -> Any:
-    if otype == "code":
-        return [str(v) for v in value] if isinstance(value, list) else \
-            (None if value is None else str(value))
-    return value
-
-
 def differences(book: Rulebook, run: PopulationRun, records: Sequence[PatientRecord],
                 as_of: dt.date) -> list[str]:
     """Every way the population results differ from ``book.assess`` for each record."""
-    results = {r["patient_id"]: r for r in run.result_rows()}
-    facts = {r["patient_id"]: r for r in run.fact_rows()}
+    ids = [r.patient_id for r in records]
+    problems = conformance.differences(conformance.outcomes(book, records, as_of, "reference"),
+                                       conformance.run_outcomes(book, run, ids), "population")
+    assessed = {r["patient_id"] for r in run.result_rows()}
     rejected = {r["patient_id"] for r in run.reject_rows() if r["tbl"] == "(rules)"}
-    problems: list[str] = []
-    for record in records:
-        pid = record.patient_id
-        try:
-            a = book.assess(record, as_of)
-        except HitPolicyError:
-            if pid not in rejected or pid in results:
-                problems.append(f"{pid}: reference raises HitPolicyError; population did not "
-                                "reject the patient")
-            continue
-        if pid not in results:
-            problems.append(f"{pid}: missing from the population results")
-            continue
-        row, frow = results[pid], facts[pid]
-        for name, fv in a.facts.items():
-            if not _same(fv.value, frow[name]):
-                problems.append(f"{pid}: fact {name}: reference {fv.value!r}, population "
-                                f"{frow[name]!r}")
-        res = a.results()
-        for rs in book.rulesets:
-            for key, out in rs.definition.outputs.items():
-                want = _expected_output(res[rs.id][key], out.type)
-                got = row[output_column(rs.id, key)]
-                if want != got:
-                    problems.append(f"{pid}: {rs.id}.{key}: reference {want!r}, population "
-                                    f"{got!r}")
-        if list(a.rule_ids) != row["rule_ids"]:
-            problems.append(f"{pid}: rules fired: reference {list(a.rule_ids)}, population "
-                            f"{row['rule_ids']}")
-        p = a.pathway
-        if (p.state, p.entered) != (row["pathway_state"], row["pathway_entered"]):
-            problems.append(f"{pid}: pathway: reference {p.state} since {p.entered}, "
-                            f"population {row['pathway_state']} since {row['pathway_entered']}")
-        if [f.id for f in p.findings] != row["pathway_findings"]:
-            problems.append(f"{pid}: pathway findings: reference {[f.id for f in p.findings]}, "
-                            f"population {row['pathway_findings']}")
-        allowed = [d.code for d in book.next_codes(record, as_of)]
-        if allowed != row["pathway_next_codes"]:
-            problems.append(f"{pid}: next codes: reference {allowed}, population "
-                            f"{row['pathway_next_codes']}")
-    if len(results) + len(rejected) != len(records):
-        problems.append(f"{len(records)} records, {len(results)} results and {len(rejected)} "
+    if len(assessed) + len(rejected) != len(records):
+        problems.append(f"{len(records)} records, {len(assessed)} results and {len(rejected)} "
                         "rule rejects")
     return problems

@@ -27,7 +27,7 @@ def test_missing_extra_gives_a_clear_error_and_the_library_still_works(
     _without_durable(monkeypatch)
     book = int_rules.load()  # a fresh rulebook, so nothing is compiled yet
     record = PatientRecord.from_json_file(EXAMPLE)
-    assert book.assess(record, AS_OF).engine == "reference"
+    assert book.assess(record, AS_OF).engine == "generated"
     with pytest.raises(EngineUnavailableError) as err:
         book.assess(record, AS_OF, engine="durable")
     assert "pip install 'int_rules[durable]'" in str(err.value)

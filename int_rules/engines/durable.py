@@ -13,8 +13,12 @@ checked against (``tests/test_durable*.py``). How it works, for one record as of
    transition. Same-day conflicts (``same_day`` in the pathway) are a separate ruleset whose
    rules *join* two facts of the same date. The state, history and findings are assembled
    from what the actions recorded.
-2. **Facts** are computed exactly as the reference engine computes them
-   (:func:`int_rules.engines.reference.evaluate_facts`, fed the statechart's pathway result).
+2. **Facts** are computed by the generated engine's function
+   (:func:`int_rules.engines.generated.evaluate`, without its rules), fed the statechart's
+   pathway result and its own ``may_record`` decisions (``as_of``'s events walked through the
+   pathway table's cells with and without the code, from the state the statechart had
+   reached when that day began): the reference pathway is never replayed for this engine, and
+   comparing it with the reference also checks the generated facts against the closures.
 3. **Rules.** Every YAML rule is compiled to a durable_rules rule over one *fact* per record
    that carries the fact values its rules read: dates as whole days from ``as_of``, facts with
    no value as absent fields, ordered categories also as their rank on the scale. Conditions
@@ -73,6 +77,7 @@ this module does about each:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import itertools
@@ -85,15 +90,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..assessment import Assessment, HitPolicyError
-from ..conditions import resolve
 from ..errors import EngineUnavailableError, IntRulesError, Location, RecordError, RulesetError
-from ..language.schema import AllOf, AnyOf, Condition, FactRef, Leaf, Not
+from ..model import nodes as n
+from ..model.nodes import ValueType as FactType
+from ..model.semantics import UniqueOverlap, pathway_order, select_hits
 from ..pathway import PathwayFinding, PathwayResult, PathwayTransition
-from .reference import evaluate_facts
+from .generated import evaluate as evaluate_facts
 
 if TYPE_CHECKING:
-    from ..facts import FactType
-    from ..pathway import Pathway
     from ..record import PatientRecord
     from ..rulebook import CompiledRule, Rulebook
 
@@ -270,20 +274,22 @@ class _ConditionCompiler:
     def __init__(self, types: Mapping[str, FactType]) -> None:
         self.types = types
 
-    def compile(self, cond: Condition, params: Mapping[str, Any], negate: bool = False) -> Expr:
-        if isinstance(cond, AllOf):
-            parts = [self.compile(c, params, negate) for c in cond.all]
+    def compile(self, cond: n.Condition, negate: bool = False) -> Expr:
+        if isinstance(cond, n.All):
+            parts = [self.compile(c, negate) for c in cond.parts]
             return _any(parts) if negate else _all(parts)
-        if isinstance(cond, AnyOf):
-            parts = [self.compile(c, params, negate) for c in cond.any]
+        if isinstance(cond, n.AnyOf):
+            parts = [self.compile(c, negate) for c in cond.parts]
             return _all(parts) if negate else _any(parts)
-        if isinstance(cond, Not):
-            return self.compile(cond.not_, params, not negate)
-        assert isinstance(cond, Leaf), "named conditions are expanded when the rulebook loads"
-        return self._leaf(cond, params, negate)
+        if isinstance(cond, n.Not):
+            return self.compile(cond.part, not negate)
+        if isinstance(cond, n.OutputIs):
+            raise TypeError("rules and facts cannot test a decision's output")
+        return self._leaf(cond, negate)
 
-    def _leaf(self, leaf: Leaf, params: Mapping[str, Any], negate: bool) -> Expr:
-        name, op, raw = leaf.fact, leaf.op, leaf.operand
+    def _leaf(self, leaf: n.Present | n.Compare | n.InSet | n.DaysAgo | n.CompareFacts,
+              negate: bool) -> Expr:
+        name = leaf.fact
         ftype = self.types[name]
         k = _fact_key(name)
         ex: Expr = {"$ex": {k: 1}}
@@ -293,32 +299,32 @@ class _ConditionCompiler:
             """``pos``; or, negated, absent or one of ``failing`` (present and failing)."""
             return _any([nex, *failing]) if negate else pos
 
-        if op == "present":
-            return ex if bool(raw) != negate else nex
-        if isinstance(raw, FactRef):
-            return self._against_fact(name, ftype, op, raw.fact, negate)
-        value = resolve(raw, params, (), op)
-        if op in ("within_days", "older_than_days"):
-            n = int(value)
-            if op == "within_days":  # as_of - n <= date <= as_of, i.e. -n <= offset <= 0
-                return test(_all([{"$gte": {k: -n}}, {"$lte": {k: 0}}]),
-                            [{"$lt": {k: -n}}, {"$gt": {k: 0}}])
-            return test({"$lt": {k: -n}}, [{"$gte": {k: -n}}])  # as_of - date > n
-        if op in ("equals", "not_equals", "in"):
-            values = _unique(value) if op == "in" else [value]
+        if isinstance(leaf, n.Present):
+            return ex if leaf.present != negate else nex
+        if isinstance(leaf, n.CompareFacts):
+            return self._against_fact(name, ftype, leaf.op, leaf.other, negate)
+        if isinstance(leaf, n.DaysAgo):
+            days = leaf.days
+            if leaf.op == "within_days":  # as_of - n <= date <= as_of, i.e. -n <= offset <= 0
+                return test(_all([{"$gte": {k: -days}}, {"$lte": {k: 0}}]),
+                            [{"$lt": {k: -days}}, {"$gt": {k: 0}}])
+            return test({"$lt": {k: -days}}, [{"$gte": {k: -days}}])  # as_of - date > n
+        if isinstance(leaf, n.InSet) or leaf.op == "equals":
+            values = _unique(leaf.values) if isinstance(leaf, n.InSet) else [leaf.value]
             domain = _domain(ftype)
-            if op == "not_equals":  # present and different, explicitly
-                return test(_all([ex, {"$neq": {k: value}}]), [{k: value}])
             if domain is not None:  # the other values of a closed domain, flat
                 others = [v for v in domain if v not in values]
                 return test(_any({k: v} for v in values), [{k: v} for v in others])
             return test(_any({k: v} for v in values),
                         [_all({"$neq": {k: v}} for v in values)])
+        value: Any = leaf.value
+        if leaf.op == "not_equals":  # present and different, explicitly
+            return test(_all([ex, {"$neq": {k: value}}]), [{k: value}])
         # at_least / at_most / greater_than / less_than
-        jop = _ORDER_JSON[op]
+        jop = _ORDER_JSON[leaf.op]
         if ftype.kind == "category":
             assert ftype.scale is not None
-            k, value = _rank_key(name), ftype.scale.index(value)
+            k, value = _rank_key(name), ftype.scale.index(str(value))
             nex = {"$nex": {k: 1}}
         return test({jop: {k: value}}, [{_INVERSE[jop]: {k: value}}])
 
@@ -396,7 +402,7 @@ def _variant_names(rule_id: str, count: int) -> list[str]:
     return [rule_id] if count == 1 else [f"{rule_id}#{k}" for k in range(1, count + 1)]
 
 
-def _bin_rules(members: Sequence[tuple[CompiledRule, list[dict[str, Any]]]],
+def _bin_rules(members: Sequence[tuple[n.Rule, list[dict[str, Any]]]],
                anchor: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The durable_rules rule definitions of some YAML rules (without actions)."""
     rules: dict[str, dict[str, Any]] = {}
@@ -407,7 +413,7 @@ def _bin_rules(members: Sequence[tuple[CompiledRule, list[dict[str, Any]]]],
     return rules
 
 
-def _fits(members: Sequence[tuple[CompiledRule, list[dict[str, Any]]]],
+def _fits(members: Sequence[tuple[n.Rule, list[dict[str, Any]]]],
           anchor: dict[str, Any]) -> bool:
     """Whether these rules can share one durable ruleset (stack and field limits)."""
     if len({f for rule, _ in members for f in _reads(rule)}) > MAX_FIELDS:
@@ -582,13 +588,12 @@ class _CompiledBook:
         self._rules_cls = rules_cls
         self._chart_cls = chart_cls
         self._handles: list[Any] = []
-        self._parts = self._compile_rules(book)
-        #: Each ruleset's id, hit policy and (rule id, rule) in declared order.
-        self._decisions = tuple(
-            (rs.id, rs.definition.hit_policy, tuple((rule.id, rule) for rule in rs.rules))
-            for rs in book.rulesets
-        )
-        self._compile_pathway(book.pathway)
+        model = book.model
+        self._parts = self._compile_rules(model, f"{book.directory.name}/{book.manifest.facts}")
+        self._decisions = model.decisions
+        #: The rulebook's rules by id, for the Assessment (which names them).
+        self._rules = {rule.id: rule for rs in book.rulesets for rule in rs.rules}
+        self._compile_pathway(model.pathway, book.pathway.source)
         weakref.finalize(self, _free_rulesets, dre, self._handles)
 
     # -- compile ------------------------------------------------------------------------------
@@ -603,16 +608,16 @@ class _CompiledBook:
         self._host.add_ruleset(name, ruleset)
         self._handles.append(ruleset._handle)
 
-    def _compile_rules(self, book: Rulebook) -> tuple[_Part, ...]:
-        types = {name: f.type for name, f in book.facts.items()}
+    def _compile_rules(self, model: n.RuleModel, facts_shown: str) -> tuple[_Part, ...]:
+        types = model.fact_types
         compiler = _ConditionCompiler(types)
-        order = {name: i for i, name in enumerate(book.fact_order)}
+        order = {f.name: i for i, f in enumerate(model.facts)}
         anchor = {_KIND: _FACTS}
-        facts_file = Location(f"{book.directory.name}/{book.manifest.facts}")
-        bins: list[list[tuple[CompiledRule, list[dict[str, Any]]]]] = []
-        for rs in book.rulesets:
-            for rule in rs.rules:
-                expr = compiler.compile(rule.definition.when, rs.params)
+        facts_file = Location(facts_shown)
+        bins: list[list[tuple[n.Rule, list[dict[str, Any]]]]] = []
+        for decision in model.decisions:
+            for rule in decision.rules:
+                expr = compiler.compile(rule.condition)
                 variants = _split(_finish(expr, _FACTS))
                 member = (rule, variants)
                 label = f"rule {rule.id}"
@@ -638,8 +643,8 @@ class _CompiledBook:
                     bins.append([member])
 
         parts: list[_Part] = []
-        for n, members in enumerate(bins, start=1):
-            name = "rules" if n == 1 else f"rules_{n}"
+        for number, members in enumerate(bins, start=1):
+            name = "rules" if number == 1 else f"rules_{number}"
             facts = sorted({f for rule, _ in members for f in _reads(rule)}, key=order.__getitem__)
             keys = {k: "a reserved property" for k in (_KIND, "sid", "id", "$s")}
             keys.update({_fact_key(f): f"fact {f!r}" for f in facts})
@@ -661,31 +666,30 @@ class _CompiledBook:
             parts.append(_Part(name, tuple(r.id for r, _ in members), tuple(fields)))
         return tuple(parts)
 
-    def _compile_pathway(self, pathway: Pathway) -> None:
-        d = pathway.definition
-        where = Location(pathway.source)
-        findings = {f.id: f for f in d.findings}
-        self._initial = pathway.initial
-        self._step_ids = tuple(s.id for s in d.steps)
-        self._precedence = {s.id: s.precedence for s in d.steps}
-        self._step_index = {s.id: i for i, s in enumerate(d.steps)}
-        self._code_step = {code: step for step, codes in pathway.step_codes.items()
-                           for code in codes}
-        self._death_step = next(s.id for s in d.steps if s.codelists is None)
+    def _compile_pathway(self, table: n.PathwayTable, source: str) -> None:
+        where = Location(source)
+        self._initial = table.initial
+        self._step_ids = tuple(s.id for s in table.steps)
+        self._precedence = {s.id: s.precedence for s in table.steps}
+        self._by_code = {code: (s.precedence, i) for i, s in enumerate(table.steps)
+                         for code in s.codes or ()}
+        death = table.death_step
+        self._death = (death.precedence, self._step_ids.index(death.id))
 
         # The statechart: one state per pathway state, one trigger per step.
         chart: dict[str, dict[str, Any]] = {
-            _ENTRY: {"begin": {"all": [{"m": {_KIND: _BEGIN}}], "to": pathway.initial}},
+            _ENTRY: {"begin": {"all": [{"m": {_KIND: _BEGIN}}], "to": table.initial}},
         }
-        for t in d.transitions:
-            fdef = findings[t.finding_id] if t.finding_id else None
-            for state in t.from_:
-                cell = _Cell(state, t.step, t.to or state, fdef)
-                chart.setdefault(state, {})[t.step] = {
-                    "all": [{"m": {"$and": [{_KIND: _STEP}, {"step": t.step}]}}],
-                    "to": cell.to_state,
-                    "run": self._action(_took(cell)),
-                }
+        #: (state, step) -> the cell: what the step does there (for may_record decisions).
+        self._cells: dict[tuple[str, str], _Cell] = {}
+        for pc in table.cells:
+            cell = _Cell(pc.state, pc.step, pc.to_state, pc.finding)
+            self._cells[(pc.state, pc.step)] = cell
+            chart.setdefault(pc.state, {})[pc.step] = {
+                "all": [{"m": {"$and": [{_KIND: _STEP}, {"step": pc.step}]}}],
+                "to": cell.to_state,
+                "run": self._action(_took(cell)),
+            }
         self.definitions["pathway$state"] = {
             s: {trig: {k: v for k, v in spec.items() if k != "run"} for trig, spec in tr.items()}
             for s, tr in chart.items()
@@ -706,10 +710,10 @@ class _CompiledBook:
         # later step's fact of the same date (the later step is the one with higher precedence).
         self._same_day: list[tuple[str, str, Any]] = []  # (earlier, later, finding)
         rules_sd: dict[str, dict[str, Any]] = {}
-        for k, sd in enumerate(d.same_day):
+        for k, sd in enumerate(table.same_day):
             a, b = sd.steps
             early, late = sorted((a, b), key=self._precedence.__getitem__)
-            self._same_day.append((early, late, findings[sd.finding]))
+            self._same_day.append((early, late, sd.finding))
             rules_sd[sd.id] = {
                 "all": [
                     {"x": {"$and": [{_KIND: _DAY}, {"step": early}]}},
@@ -748,27 +752,26 @@ class _CompiledBook:
         ordered = self._pathway_events(record, as_of)
         with self._lock:
             pathway = self._replay(record.patient_id, ordered, as_of)
-            ctx = evaluate_facts(book, record, as_of, replayed=pathway)
-            fired = self._fire(record, ctx.values, as_of)
+            allowed = self._allowed(ordered, as_of, pathway, book.may_record_codes)
+            values, evidence, _, _ = evaluate_facts(book, record, as_of, fire=False,
+                                                    replayed=(pathway, allowed))
+            fired = self._fire(record, values, as_of)
         chosen: list[CompiledRule] = []
-        for rs_id, policy, rules in self._decisions:
-            hits = [rule for rule_id, rule in rules if rule_id in fired]
-            if policy == "collect":
-                chosen.extend(hits)
-            elif policy == "unique" and len(hits) > 1:
-                raise HitPolicyError(record.patient_id, rs_id, tuple(r.id for r in hits))
-            elif hits:
-                if policy == "priority":
-                    chosen.append(max(hits, key=lambda r: r.definition.priority or 0))
-                else:
-                    chosen.append(hits[0])
+        for decision in self._decisions:
+            hits = [rule for rule in decision.rules if rule.id in fired]
+            try:
+                chosen += [self._rules[r.id] for r in select_hits(decision.hit_policy, hits,
+                                                                  _priority)]
+            except UniqueOverlap as overlap:
+                raise HitPolicyError(record.patient_id, decision.id,
+                                     tuple(r.id for r in overlap.hits)) from None
         return Assessment(
             book=book,
             record=record,
             as_of=as_of,
             engine="durable",
-            values=ctx.values,
-            evidence=ctx.evidence,
+            values=values,
+            evidence=evidence,
             fired=tuple(chosen),
             pathway=pathway,
         )
@@ -776,16 +779,49 @@ class _CompiledBook:
     def _pathway_events(self, record: PatientRecord,
                         as_of: dt.date) -> list[tuple[dt.date, int, str, str]]:
         """The record's pathway codes in replay order: (date, precedence, code, step)."""
-        step_of = self._code_step
-        prec = self._precedence
-        out = [(ev.date, prec[step], ev.code, step) for ev in record.events
-               if (step := step_of.get(ev.code)) is not None and ev.date <= as_of]
-        dod = record.date_of_death
-        if dod is not None and dod <= as_of:
-            out.append((dod, prec[self._death_step], "", self._death_step))
-        index = self._step_index
-        out.sort(key=lambda e: (e[0], e[1], e[2], index[e[3]]))
-        return out
+        steps = self._step_ids
+        return [(day, prec, code, steps[i]) for day, prec, code, i in pathway_order(
+            ((ev.date, ev.code) for ev in record.events), self._by_code, self._death, as_of,
+            record.date_of_death)]
+
+    def _allowed(self, ordered: list[tuple[dt.date, int, str, str]], as_of: dt.date,
+                 before: PathwayResult, codes: frozenset[str]) -> frozenset[str]:
+        """Which of ``codes`` may be recorded on ``as_of``: recording it would add no finding.
+
+        Decided from the statechart's replay (``before``) and the pathway table's cells: the
+        state the person was in when ``as_of`` began, then that day's events walked through
+        the cells with and without the code (in replay order), comparing their findings.
+        Earlier days cannot change, so only ``as_of`` is walked.
+        """
+        day = [e for e in ordered if e[0] == as_of]
+        start = next((t.from_state for t in before.history if t.date == as_of), before.state)
+        base = self._day_findings(start, day)
+        out = []
+        for code in codes:
+            info = self._by_code.get(code)
+            if info is None:
+                continue
+            prec, index = info
+            new = (as_of, prec, code, self._step_ids[index])
+            if not self._day_findings(start, sorted([*day, new])) - base:
+                out.append(code)
+        return frozenset(out)
+
+    def _day_findings(self, state: str, events: Sequence[tuple[dt.date, int, str, str]]
+                      ) -> collections.Counter[tuple[str, str | None, str]]:
+        """The findings (id, code, state before) of one day's events from ``state``."""
+        found: collections.Counter[tuple[str, str | None, str]] = collections.Counter()
+        seen: set[str] = set()
+        for _, _, code, step in events:
+            for early, late, finding in self._same_day:
+                if step in (early, late) and ({early, late} - {step}) & seen:
+                    found[(finding.id, code or None, state)] += 1
+            seen.add(step)
+            cell = self._cells[(state, step)]
+            if cell.finding is not None:
+                found[(cell.finding.id, code or None, state)] += 1
+            state = cell.to_state
+        return found
 
     def _session(self) -> _Run:
         run = _Run(str(next(self._sids)))
@@ -901,8 +937,12 @@ class _CompiledBook:
         return fired
 
 
-def _reads(rule: CompiledRule) -> tuple[str, ...]:
-    return rule.condition.facts
+def _reads(rule: n.Rule) -> tuple[str, ...]:
+    return rule.facts
+
+
+def _priority(rule: n.Rule) -> int | None:
+    return rule.priority
 
 
 def _encode(part: _Part, values: Mapping[str, Any], as_of: dt.date, sid: str,

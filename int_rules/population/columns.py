@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .sql import fact_column
+from ..engines.sql import fact_column
 
 if TYPE_CHECKING:
     from ..rulebook import Rulebook

@@ -26,13 +26,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
-from ..conditions import ConditionError, compile_condition
+from ..engines.duckdb import output_column
+from ..engines.sql import condition_sql, literal
 from ..errors import Location, RulesetError, RulesetErrors
 from ..language.plain import describe_leaf, format_value
 from ..language.schema import Citation, Leaf, Parameter, ParamRef, Scalar
 from ..language.yamlsrc import load_yaml, locate
+from ..model import nodes
+from ..model.conditions import ConditionError, resolve_condition
 from .csvsafe import neutralise
-from .sql import condition_sql, literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -327,14 +329,26 @@ class _Compiler:
     # conditions
 
     def condition(self, cond: Any, path: tuple[int | str, ...]) -> str:
-        if isinstance(cond, DAll):
-            return "(" + " AND ".join(self.condition(c, (*path, "all", i))
-                                      for i, c in enumerate(cond.all)) + ")"
-        if isinstance(cond, DAny):
-            return "(" + " OR ".join(self.condition(c, (*path, "any", i))
-                                     for i, c in enumerate(cond.any)) + ")"
+        """A measure's condition as SQL: resolved into the model's condition nodes (the
+        rulesets' own checks and meaning), then translated as the DuckDB engine does."""
+        node = self.node(cond, path)
+        if node is None:
+            return "FALSE"
+        return condition_sql(node, self.types, self.as_of, column=lambda n: f"f_{n}",
+                             output=self.output_sql)
+
+    def node(self, cond: Any, path: tuple[int | str, ...]) -> nodes.Condition | None:
+        """``cond`` as condition nodes, or None where a problem was reported."""
+        if isinstance(cond, (DAll, DAny)):
+            key = "all" if isinstance(cond, DAll) else "any"
+            parts = [self.node(c, (*path, key, i)) for i, c in enumerate(getattr(cond, key))]
+            if any(p is None for p in parts):
+                return None
+            done = tuple(p for p in parts if p is not None)
+            return nodes.All(done) if key == "all" else nodes.AnyOf(done)
         if isinstance(cond, DNot):
-            return "(NOT " + self.condition(cond.not_, (*path, "not")) + ")"
+            part = self.node(cond.not_, (*path, "not"))
+            return None if part is None else nodes.Not(part)
         if isinstance(cond, OutputTest):
             return self.output_test(cond, path)
         assert isinstance(cond, Leaf)
@@ -343,52 +357,59 @@ class _Compiler:
             if name not in self.types:
                 raise _Unavailable(f"fact {name!r} is not in this rulebook's facts.yaml")
         try:
-            compile_condition(cond, self.types, self.params)
+            node = resolve_condition(cond, self.types, self.params)
         except ConditionError as ce:
             self.problem((*path, *ce.path), ce.message)
-            return "FALSE"
+            return None
         for name in names:
             if name not in self.facts:
                 self.facts.append(name)
-        return condition_sql(cond, self.types, self.params, self.as_of,
-                             column=lambda n: f"f_{n}")
+        return node
 
     def _output(self, ref: str, path: tuple[int | str, ...]) -> tuple[str, str, Any]:
         ruleset, key = ref.split(".", 1)
         rs = self.rulesets.get(ruleset)
         if rs is None:
             raise _Unavailable(f"ruleset {ruleset!r} is not in this rulebook")
-        out = rs.definition.outputs.get(key)
+        out = next((o for o in rs.decision.outputs if o.name == key), None)
         if out is None:
-            self.problem(path, f"ruleset {ruleset} has no output {key!r} (outputs: "
-                               f"{', '.join(rs.definition.outputs)})")
+            names = ", ".join(o.name for o in rs.decision.outputs)
+            self.problem(path, f"ruleset {ruleset} has no output {key!r} (outputs: {names})")
             raise _Unavailable(f"ruleset {ruleset} has no output {key!r}")
-        col = f"{ruleset}_{key}"
+        col = output_column(ruleset, key)
         if col not in self.outputs:
             self.outputs.append(col)
-        return col, rs.definition.hit_policy, out
+        return col, rs.hit_policy, out
 
-    def output_test(self, t: OutputTest, path: tuple[int | str, ...]) -> str:
-        col, policy, out = self._output(t.output, (*path, "output"))
+    def output_test(self, t: OutputTest, path: tuple[int | str, ...]) -> nodes.OutputIs | None:
+        _, _, out = self._output(t.output, (*path, "output"))
         if (t.equals is None) == (t.present is None):
             self.problem(path, "an output test needs exactly one of equals or present")
-            return "FALSE"
-        collect = policy == "collect"
+            return None
+        ruleset, key = t.output.split(".", 1)
         if t.present is not None:
-            test = (f"len({col}) > 0" if collect else f"{col} IS NOT NULL")
-            return test if t.present else f"NOT ({test})"
+            return nodes.OutputIs(ruleset, key, None, t.present)
         value = t.equals
         if out.type == "bool":
             if not isinstance(value, bool):
                 self.problem((*path, "equals"), f"output {t.output} is true/false; got {value!r}")
-                return "FALSE"
-            lit = literal(value)
+                return None
         else:
             if out.type == "category" and out.values and str(value) not in out.values:
                 self.problem((*path, "equals"), f"{value!r} is not a value of output "
                                                 f"{t.output} ({', '.join(out.values)})")
-                return "FALSE"
-            lit = literal(str(value))
+                return None
+            value = str(value)
+        return nodes.OutputIs(ruleset, key, value)
+
+    def output_sql(self, test: nodes.OutputIs) -> str:
+        """A test of an output column of the results (a list under ``collect``)."""
+        col = output_column(test.decision, test.output)
+        collect = self.rulesets[test.decision].hit_policy == "collect"
+        if test.equals is None:
+            sql = f"len({col}) > 0" if collect else f"{col} IS NOT NULL"
+            return sql if test.present else f"NOT ({sql})"
+        lit = literal(test.equals)
         if collect:
             return f"COALESCE(list_contains({col}, {lit}), FALSE)"
         return f"COALESCE({col} = {lit}, FALSE)"
@@ -477,15 +498,15 @@ class _Compiler:
         columns = []
         sqls = []
         if each.output is not None:
-            col, policy, out = self._output(each.output, (*path, "count_each", "output"))
+            _, _, out = self._output(each.output, (*path, "count_each", "output"))
             values: list[Any] = [True] if out.type == "bool" else list(out.values or [])
             if not values:
                 self.problem((*path, "count_each"), f"output {each.output} has no declared "
                                                     "values to count")
+            ruleset, key = each.output.split(".", 1)
             for v in values:
-                lit = literal(v) if out.type == "bool" else literal(str(v))
-                sql = (f"COALESCE(list_contains({col}, {lit}), FALSE)" if policy == "collect"
-                       else f"COALESCE({col} = {lit}, FALSE)")
+                sql = self.output_sql(nodes.OutputIs(ruleset, key,
+                                                     v if out.type == "bool" else str(v)))
                 columns.append(Column(f"{m.id}_{_slug(v)}", f"{m.title}: {format_value(v)}",
                                       m.id))
                 sqls.append(sql)

@@ -175,6 +175,7 @@ def assess_tables(
     all (unknown name, no ``patients``, a missing required column); bad rows do not raise:
     they are in ``rejects``, and every patient is in ``results`` or ``rejects``.
     """
+    from ..engines.sql import fact_column
     from .engine import (
         FINDINGS_ORDER,
         REJECTS_ORDER,
@@ -182,7 +183,6 @@ def assess_tables(
         provenance,
         run_population,
     )
-    from .sql import fact_column
 
     run = run_population(book, tables, as_of, threads=threads, memory_limit=memory_limit)
     try:

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..engines.sql import condition_sql, literal
 from ..errors import IntRulesError, RulesetError, RulesetErrors
 from ..language.plain import format_value
 from ..language.schema import Citation, Leaf
 from ..language.yamlsrc import load_yaml, locate
+from ..model.conditions import ConditionError, resolve_condition
 from .dashboard import DAll, DAny, DCondition, DNot, OutputTest
-from .sql import condition_sql, literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -306,7 +307,12 @@ class _Compiler:
             return f"COALESCE(list_contains({col}, {lit}), FALSE)"
         assert isinstance(cond, Leaf)
         self.fact_column(cond.fact, (*path, "fact"))
-        return condition_sql(cond, self.types, {}, dt.date(2000, 1, 1),
+        try:  # the rulesets' own checks and meaning (the model's condition nodes)
+            node = resolve_condition(cond, self.types, {})
+        except ConditionError as ce:
+            self.problem((*path, *ce.path), ce.message)
+            return "FALSE"
+        return condition_sql(node, self.types, dt.date(2000, 1, 1),
                              column=lambda n: self.facts.get(n, "NULL"))
 
     def reason(self, r: Reason, path: tuple[int | str, ...]) -> CompiledReason:

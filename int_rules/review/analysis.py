@@ -287,7 +287,7 @@ class Abstraction:
             rich = name in linked
             lits = comp_literals[links.find(name)] if rich else literals.get(name, set())
             if fdef.kind == "constant":  # a local setting: its value now, and the thresholds
-                current = fdef.value
+                current: Any = fdef.value
                 if isinstance(current, ParamRef):
                     current = book.fact_params.get(current.param)
                 lits = {*lits, current}

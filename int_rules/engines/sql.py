@@ -1,10 +1,10 @@
-"""The rulebook compiled to DuckDB SQL: facts as grouped aggregates, conditions as boolean
-expressions, hit policies as CASE chains.
+"""The rule model compiled to SQL: facts as grouped aggregates, conditions as boolean
+expressions (the DuckDB dialect; the base of a later Spark dialect).
 
-Nothing here knows a code, a threshold or a rule: everything is read from the loaded
-:class:`~int_rules.rulebook.Rulebook`, so the SQL grows with the rulesets. The semantics are
-those of the reference engine (:mod:`int_rules.facts`, :mod:`int_rules.conditions`,
-:mod:`int_rules.engines.reference`), clause by clause:
+Nothing here knows a code, a threshold or a rule: everything is read from the rule model
+(:mod:`int_rules.model.nodes`), so the SQL grows with the rulesets. The semantics are those of
+the reference engine (:mod:`int_rules.engines.reference`), clause by clause, and the spec suite
+(``tests/spec/``) holds both to them:
 
 * a fact's window is a conjunction: on or before ``as_of``; ``within_days``: on or after
   ``as_of - N``; ``since``: strictly after the anchor (no limit when it is missing); ``from``: on
@@ -16,9 +16,10 @@ those of the reference engine (:mod:`int_rules.facts`, :mod:`int_rules.condition
   first;
 * two-valued logic: every test is ``COALESCE(test, FALSE)``, so a test of a missing value is
   false and ``NOT`` negates plainly;
-* hit policies: ``collect`` every rule; ``first`` the first in file order; ``priority`` the
-  highest ``priority`` (ties to file order); ``unique`` the one rule, and more than one is
-  reported for that patient (the reference raises :class:`~int_rules.HitPolicyError`).
+* windows reaching back past 0001-01-01 start there
+  (:func:`~int_rules.model.semantics.days_before`);
+* hit policies are resolved by :func:`int_rules.model.semantics.select_hits`, per distinct set
+  of conditions that hold (see :mod:`int_rules.engines.duckdb`).
 """
 
 from __future__ import annotations
@@ -26,21 +27,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..conditions import resolve
-from ..facts import FactType
-from ..language.schema import AllOf, AnyOf, Condition, FactDef, FactRef, Leaf, Not, ParamRef
-
-if TYPE_CHECKING:
-    from ..rulebook import CompiledRuleset, Rulebook
+from ..model import nodes as n
+from ..model.nodes import ValueType as FactType
+from ..model.semantics import days_before
 
 __all__ = [
     "CompiledPopulation",
     "FactPlan",
     "ItemAggregate",
     "RulesetPlan",
-    "compile_rulebook",
+    "age_sql",
+    "compile_model",
     "condition_sql",
     "fact_column",
     "literal",
@@ -82,39 +81,44 @@ def fact_column(name: str) -> str:
     return f"f_{name}"
 
 
-def _days_before(as_of: dt.date, days: int) -> dt.date:
-    try:
-        return as_of - dt.timedelta(days=days)
-    except OverflowError:
-        return dt.date.min
+def age_sql(as_of: dt.date, dob: str) -> str:
+    """Whole years from the date in column ``dob`` to ``as_of``
+    (:func:`int_rules.model.semantics.age_in_years`)."""
+    return (f"(year({literal(as_of)}) - year({dob}) - CASE WHEN month({dob}) > "
+            f"{as_of.month} OR (month({dob}) = {as_of.month} AND day({dob}) > {as_of.day}) "
+            f"THEN 1 ELSE 0 END)")
 
 
 # -- conditions -------------------------------------------------------------------------------
 
 
-def condition_sql(cond: Condition, types: Mapping[str, FactType], params: Mapping[str, Any],
-                  as_of: dt.date, column: Callable[[str], str] = fact_column,
-                  never_null: frozenset[str] = frozenset()) -> str:
-    """A ``when`` tree as a SQL boolean that is never NULL (two-valued logic).
+def condition_sql(cond: n.Condition, types: Mapping[str, FactType], as_of: dt.date,
+                  column: Callable[[str], str] = fact_column,
+                  never_null: frozenset[str] = frozenset(),
+                  output: Callable[[n.OutputIs], str] | None = None) -> str:
+    """A condition as a SQL boolean that is never NULL (two-valued logic).
 
     ``never_null`` names facts that always have a value (counts, exists, derived...): their
-    tests need no ``COALESCE``.
+    tests need no ``COALESCE``. ``output`` writes a test of a decision's output (where the
+    outputs are columns, as in the dashboard).
     """
-    def sub(c: Condition) -> str:
-        return condition_sql(c, types, params, as_of, column, never_null)
+    def sub(c: n.Condition) -> str:
+        return condition_sql(c, types, as_of, column, never_null, output)
 
-    if isinstance(cond, AllOf):
-        return "(" + " AND ".join(sub(c) for c in cond.all) + ")"
-    if isinstance(cond, AnyOf):
-        return "(" + " OR ".join(sub(c) for c in cond.any) + ")"
-    if isinstance(cond, Not):
-        return "(NOT " + sub(cond.not_) + ")"
-    if not isinstance(cond, Leaf):  # {condition: NAME} is expanded when the rulebook loads
-        raise TypeError(f"unexpanded condition reference: {cond!r}")
-    sql = _leaf_sql(cond, types, params, as_of, column)
-    operand = cond.operand
-    both_known = cond.fact in never_null and (not isinstance(operand, FactRef)
-                                              or operand.fact in never_null)
+    if isinstance(cond, n.OutputIs):
+        if output is None:
+            raise ValueError("a test of a decision's output needs the outputs as columns")
+        return output(cond)
+
+    if isinstance(cond, n.All):
+        return "(" + " AND ".join(sub(c) for c in cond.parts) + ")"
+    if isinstance(cond, n.AnyOf):
+        return "(" + " OR ".join(sub(c) for c in cond.parts) + ")"
+    if isinstance(cond, n.Not):
+        return "(NOT " + sub(cond.part) + ")"
+    sql = _leaf_sql(cond, types, as_of, column)
+    both_known = cond.fact in never_null and (not isinstance(cond, n.CompareFacts)
+                                              or cond.other in never_null)
     if both_known and sql.startswith("COALESCE(") and sql.endswith(", FALSE)"):
         inner = sql[len("COALESCE("):-len(", FALSE)")]
         if inner.endswith(" = TRUE"):
@@ -130,48 +134,45 @@ def _rank(col: str, scale: tuple[str, ...]) -> str:
     return f"(CASE {col} {whens} END)"
 
 
-def _leaf_sql(leaf: Leaf, types: Mapping[str, FactType], params: Mapping[str, Any],
-              as_of: dt.date, column: Callable[[str], str]) -> str:
-    name = leaf.fact
-    ftype = types[name]
-    col = column(name)
-    op = leaf.op
-    raw = leaf.operand
+def _leaf_sql(leaf: n.Present | n.Compare | n.InSet | n.DaysAgo | n.CompareFacts,
+              types: Mapping[str, FactType], as_of: dt.date,
+              column: Callable[[str], str]) -> str:
+    ftype = types[leaf.fact]
+    col = column(leaf.fact)
 
-    if op == "present":
-        return f"({col} IS NOT NULL)" if bool(raw) else f"({col} IS NULL)"
-
-    if isinstance(raw, FactRef):
-        other = column(raw.fact)
-        otype = types[raw.fact]
+    if isinstance(leaf, n.Present):
+        return f"({col} IS NOT NULL)" if leaf.present else f"({col} IS NULL)"
+    if isinstance(leaf, n.CompareFacts):
+        other = column(leaf.other)
+        otype = types[leaf.other]
+        op = leaf.op
         if op in ("after", "before"):
             test = f"{col} {'>' if op == 'after' else '<'} {other}"
         elif op in ("equals", "not_equals"):
             test = f"{col} {'=' if op == 'equals' else '<>'} {other}"
-        elif (ftype.kind == "category" and ftype.scale and otype.scale == ftype.scale):
+        elif ftype.kind == "category" and ftype.scale and otype.scale == ftype.scale:
             test = f"{_rank(col, ftype.scale)} {_ORDER[op]} {_rank(other, ftype.scale)}"
         else:
             test = f"{col} {_ORDER[op]} {other}"
         return f"COALESCE({test}, FALSE)"
-
-    value = resolve(raw, params, (), op)
-    if op == "within_days":
-        start = _days_before(as_of, int(value))
-        return f"COALESCE({col} BETWEEN {literal(start)} AND {literal(as_of)}, FALSE)"
-    if op == "older_than_days":
-        return f"COALESCE({col} < {literal(_days_before(as_of, int(value)))}, FALSE)"
-    if op == "in":
-        items = ", ".join(literal(x) for x in value)
+    if isinstance(leaf, n.DaysAgo):
+        start = literal(days_before(as_of, leaf.days))
+        if leaf.op == "within_days":
+            return f"COALESCE({col} BETWEEN {start} AND {literal(as_of)}, FALSE)"
+        return f"COALESCE({col} < {start}, FALSE)"
+    if isinstance(leaf, n.InSet):
+        items = ", ".join(literal(x) for x in leaf.values)
         return f"COALESCE({col} IN ({items}), FALSE)"
-    if op == "equals":
+    value = leaf.value
+    if leaf.op == "equals":
         return f"COALESCE({col} = {literal(value)}, FALSE)"
-    if op == "not_equals":
+    if leaf.op == "not_equals":
         return f"COALESCE({col} <> {literal(value)}, FALSE)"
-    sym = _ORDER[op]
+    sym = _ORDER[leaf.op]
     if ftype.kind == "category":
         assert ftype.scale is not None
         rank = {c: i for i, c in enumerate(ftype.scale)}
-        return f"COALESCE({_rank(col, ftype.scale)} {sym} {rank[value]}, FALSE)"
+        return f"COALESCE({_rank(col, ftype.scale)} {sym} {rank[str(value)]}, FALSE)"
     return f"COALESCE({col} {sym} {literal(value)}, FALSE)"
 
 
@@ -217,6 +218,7 @@ class RulePlan:
     condition: str
     then: Mapping[str, Any]
     priority: int | None
+    node: n.Rule
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,11 @@ class RulesetPlan:
     hit_policy: str
     rules: tuple[RulePlan, ...]
     outputs: Mapping[str, str]  # output key -> its type (category, bool, text, code)
+    decision: n.Decision
+
+    def priority_of(self, index: int) -> int | None:
+        """The priority of rule ``index`` (for the ``priority`` hit policy)."""
+        return self.rules[index].priority
 
 
 @dataclass(frozen=True)
@@ -270,116 +277,85 @@ class _Groups:
         return gid
 
 
-def _ids(value: str | list[str] | None) -> list[str]:
-    return [value] if isinstance(value, str) else list(value or [])
-
-
-def _window(fdef: FactDef, params: Mapping[str, Any], as_of: dt.date, date_col: str,
+def _window(window: n.Window, as_of: dt.date, date_col: str,
             anchor: Callable[[str], str]) -> tuple[str, bool]:
     """The fact's window over ``date_col`` as SQL, and whether it reads per-patient columns."""
-    if fdef.window == "before_birth":
+    if window.special == "before_birth":
         return f"{date_col} < dob", True
-    if fdef.window == "after_death":
+    if window.special == "after_death":
         return (f"(dod IS NOT NULL AND dod < {literal(as_of)} AND {date_col} > dod AND "
                 f"{date_col} <= {literal(as_of)})", True)
-    if fdef.window == "after_as_of":
+    if window.special == "after_as_of":
         return f"{date_col} > {literal(as_of)}", False
     parts = [f"{date_col} <= {literal(as_of)}"]
     needs = False
-    days = fdef.within_days
-    if days is not None:
-        n = params[days.param] if hasattr(days, "param") else days
-        parts.append(f"{date_col} >= {literal(_days_before(as_of, int(n)))}")
-    if fdef.since is not None:
-        a = anchor(fdef.since)
+    if window.within_days is not None:
+        parts.append(f"{date_col} >= {literal(days_before(as_of, window.within_days))}")
+    if window.since is not None:
+        a = anchor(window.since)
         parts.append(f"({a} IS NULL OR {date_col} > {a})")
         needs = True
-    if fdef.from_ is not None:
-        a = anchor(fdef.from_)
+    if window.from_ is not None:
+        a = anchor(window.from_)
         parts.append(f"({a} IS NULL OR {date_col} >= {a})")
         needs = True
-    if fdef.until is not None:
-        a = anchor(fdef.until)
+    if window.until is not None:
+        a = anchor(window.until)
         parts.append(f"({a} IS NOT NULL AND {date_col} <= {a})")
         needs = True
     return " AND ".join(parts), needs
 
 
-def _where(source: str, where: Mapping[str, Any] | None) -> list[str]:
-    return [f"{key} = {literal(value)}" for key, value in (where or {}).items()]
+def _where(where: tuple[tuple[str, Any], ...]) -> list[str]:
+    return [f"{key} = {literal(value)}" for key, value in where]
 
 
-def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
-    """Compile every fact and rule of ``book`` to SQL for a run as of ``as_of``."""
+def compile_model(model: n.RuleModel, as_of: dt.date) -> CompiledPopulation:
+    """Compile every fact and rule of ``model`` to SQL for a run as of ``as_of``."""
     groups = _Groups()
     plans: dict[str, FactPlan] = {}
-    types = {name: f.type for name, f in book.facts.items()}
-    params = book.fact_params
+    types = model.fact_types
     may_record: dict[str, frozenset[str]] = {}
-    age = (f"(year({literal(as_of)}) - year(dob) - CASE WHEN month(dob) > {as_of.month} OR "
-           f"(month(dob) = {as_of.month} AND day(dob) > {as_of.day}) THEN 1 ELSE 0 END)")
-
-    # Facts that always have a value: their tests need no COALESCE. (age: the date of birth is
-    # required; the pathway always has a state.)
-    never_null: set[str] = set()
-    for name in book.fact_order:
-        fdef = book.facts_file.facts[name]
-        if (fdef.kind in ("exists", "count", "derived", "codelist_available", "age")
-                or (fdef.kind == "pathway" and fdef.field in ("state", "findings",
-                                                              "may_record"))
-                or (fdef.kind == "constant")):
-            never_null.add(name)
+    age = age_sql(as_of, "dob")
+    # Facts that always have a value: their tests need no COALESCE.
+    never_null = frozenset(f.name for f in model.facts if not f.nullable)
 
     def level_of(name: str) -> int:
         plan = plans[name]
         return plan.level if plan.stage == "items" else 0
 
-    for name in book.fact_order:
-        fdef = book.facts_file.facts[name]
-        compiled = book.facts[name]
-        ftype = compiled.type
-        kind = fdef.kind
-        if kind == "age":
+    for fact in model.facts:
+        name, ftype, kind = fact.name, fact.type, fact.kind
+        if isinstance(fact, n.AgeFact):
             plans[name] = FactPlan(name, kind, ftype, "record", age)
-        elif kind == "attribute":
-            plans[name] = FactPlan(name, kind, ftype, "record", str(fdef.field))
-        elif kind == "constant":
-            raw = fdef.value
-            value = params[raw.param] if isinstance(raw, ParamRef) else raw
+        elif isinstance(fact, n.AttributeFact):
+            plans[name] = FactPlan(name, kind, ftype, "record", fact.field)
+        elif isinstance(fact, n.ConstantFact):
             plans[name] = FactPlan(name, kind, ftype, "record",
-                                   f"CAST({literal(value)} AS {sql_type(ftype)})")
-        elif kind == "codelist_available":
-            available = any(book.codelists[c].codes for c in _ids(fdef.codelist))
-            plans[name] = FactPlan(name, kind, ftype, "record", literal(available))
-        elif kind == "pathway":
-            field = fdef.field
-            if field == "state":
-                plans[name] = FactPlan(name, kind, ftype, "pathway", "pw_state")
-            elif field == "entered":
-                plans[name] = FactPlan(name, kind, ftype, "pathway", "pw_entered")
-            elif field == "findings":
-                plans[name] = FactPlan(name, kind, ftype, "pathway", "pw_n_findings")
-            else:
-                codes = frozenset(c for cid in _ids(fdef.codelist)
-                                  for c in book.codelists[cid].codes)
-                may_record[name] = codes
+                                   f"CAST({literal(fact.value)} AS {sql_type(ftype)})")
+        elif isinstance(fact, n.CodelistAvailableFact):
+            plans[name] = FactPlan(name, kind, ftype, "record", literal(fact.available))
+        elif isinstance(fact, n.PathwayFact):
+            if fact.field == "may_record":
+                assert fact.codes is not None
+                may_record[name] = fact.codes.codes
                 plans[name] = FactPlan(name, kind, ftype, "pathway", f"pw_may_{name}")
-        elif kind == "derived":
-            assert fdef.when is not None
+            else:
+                column = {"state": "pw_state", "entered": "pw_entered",
+                          "findings": "pw_n_findings"}[fact.field]
+                plans[name] = FactPlan(name, kind, ftype, "pathway", column)
+        elif isinstance(fact, n.DerivedFact):
             plans[name] = FactPlan(name, kind, ftype, "derived",
-                                   condition_sql(fdef.when, types, params, as_of,
-                                                 never_null=frozenset(never_null)))
-        elif kind == "latest_of":
-            assert fdef.categories is not None
-            anchors = [a for a in (fdef.since, fdef.from_, fdef.until) if a is not None]
+                                   condition_sql(fact.condition, types, as_of,
+                                                 never_null=never_null))
+        elif isinstance(fact, n.LatestOfFact):
+            anchors = fact.window.anchors
             level = 1 + max((level_of(a) for a in anchors), default=0)
-            window, needs = _window(fdef, params, as_of, "d", fact_column)
+            window, needs = _window(fact.window, as_of, "d", fact_column)
             aggs = []
             cats = []
-            for i, (cat, value) in enumerate(fdef.categories.items()):
-                ids = _ids(value)
-                codes = frozenset(c for cid in ids for c in book.codelists[cid].codes)
-                gid = groups.group(frozenset(ids), codes)
+            for i, (cat, cs) in enumerate(fact.categories):
+                gid = groups.group(frozenset(cs.codelists), cs.codes)
                 agg_name = f"a_{name}__{i}"
                 aggs.append(ItemAggregate(agg_name, f"max(d) FILTER (WHERE gid = {gid} AND "
                                                     f"{window})"))
@@ -387,25 +363,23 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
             greatest = f"greatest({', '.join(a for _, a in cats)})"
             whens = " ".join(f"WHEN {a} = {greatest} THEN {literal(c)}" for c, a in cats)
             plans[name] = FactPlan(name, kind, ftype, "items", f"CASE {whens} END", "items",
-                                   level, tuple(aggs), needs, fdef.window, tuple(anchors))
+                                   level, tuple(aggs), needs, fact.window.special, anchors)
         else:
-            assert kind in ITEM_KINDS, kind
-            source = fdef.source
-            anchors = [a for a in (fdef.since, fdef.from_, fdef.until) if a is not None]
+            assert isinstance(fact, n.ItemFact), kind
+            source = fact.source
+            anchors = fact.window.anchors
             level = 1 + max((level_of(a) for a in anchors), default=0)
             date_col = "d"
-            window, needs = _window(fdef, params, as_of, date_col, fact_column)
-            conds = [window, *_where(source, fdef.where)]
+            window, needs = _window(fact.window, as_of, date_col, fact_column)
+            conds = [window, *_where(fact.where)]
             if source == "events":
-                if fdef.codelist is None:
+                if fact.codes is None:
                     # Every event, not only those the codelists match: scanned from the input
                     # (``__ok``: the row is accepted).
                     table = "ev_all"
                     conds.insert(0, "__ok")
                 else:
-                    ids = _ids(fdef.codelist)
-                    codes = frozenset(c for cid in ids for c in book.codelists[cid].codes)
-                    gid = groups.group(frozenset(ids), codes)
+                    gid = groups.group(frozenset(fact.codes.codelists), fact.codes.codes)
                     table = "items"
                     conds.insert(0, f"gid = {gid}")
             else:
@@ -426,28 +400,26 @@ def compile_rulebook(book: Rulebook, as_of: dt.date) -> CompiledPopulation:
                 agg = f"min({date_col}) FILTER (WHERE {filt})"
                 value_sql = agg_name
             else:
-                vcol = _VALUE_COL[fdef.field or "value"]
+                vcol = _VALUE_COL[fact.value_field]
                 agg = (f"arg_max(CAST({vcol} AS DOUBLE), struct_pack({date_col}, seq)) "
                        f"FILTER (WHERE {filt} AND {vcol} IS NOT NULL)")
                 value_sql = agg_name
             plans[name] = FactPlan(name, kind, ftype, "items", value_sql, table, level,
-                                   (ItemAggregate(agg_name, agg),), needs, fdef.window,
-                                   tuple(anchors))
+                                   (ItemAggregate(agg_name, agg),), needs, fact.window.special,
+                                   anchors)
 
-    rulesets = tuple(_compile_ruleset(rs, types, as_of, frozenset(never_null))
-                     for rs in book.rulesets)
+    rulesets = tuple(_compile_decision(d, types, as_of, never_null) for d in model.decisions)
     max_level = max((p.level for p in plans.values() if p.stage == "items"), default=0)
-    return CompiledPopulation(as_of, plans, tuple(book.fact_order), tuple(groups.rows),
-                              max_level, may_record, rulesets)
+    return CompiledPopulation(as_of, plans, tuple(f.name for f in model.facts),
+                              tuple(groups.rows), max_level, may_record, rulesets)
 
 
-def _compile_ruleset(rs: CompiledRuleset, types: Mapping[str, FactType],
-                     as_of: dt.date, never_null: frozenset[str]) -> RulesetPlan:
+def _compile_decision(decision: n.Decision, types: Mapping[str, FactType],
+                      as_of: dt.date, never_null: frozenset[str]) -> RulesetPlan:
     rules = tuple(
-        RulePlan(rule.id, condition_sql(rule.definition.when, types, rs.params, as_of,
-                                        never_null=never_null),
-                 dict(rule.definition.then), rule.definition.priority)
-        for rule in rs.rules
+        RulePlan(rule.id, condition_sql(rule.condition, types, as_of, never_null=never_null),
+                 dict(rule.then), rule.priority, rule)
+        for rule in decision.rules
     )
-    outputs = {key: out.type for key, out in rs.definition.outputs.items()}
-    return RulesetPlan(rs.id, rs.definition.hit_policy, rules, outputs)
+    outputs = {o.name: o.type for o in decision.outputs}
+    return RulesetPlan(decision.id, decision.hit_policy, rules, outputs, decision)
