@@ -47,10 +47,10 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..engines.sql import literal
 from ..errors import RulesetError, RulesetErrors
 from ..language.schema import Citation, Parameter, ParamRef
 from ..language.yamlsrc import load_yaml, locate
-from .sql import literal
 
 if TYPE_CHECKING:
     import duckdb
