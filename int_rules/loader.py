@@ -27,7 +27,7 @@ from .language.schema import (
     RulebookManifest,
     RulesetFile,
 )
-from .language.yamlsrc import load_yaml, locate
+from .language.yamlsrc import load_yaml, locate, shown_path
 from .model.nodes import RuleModel
 from .model.resolve import Problems, pathway_table, resolve_decision, resolve_facts
 from .pathway import load_pathway
@@ -36,13 +36,6 @@ from .rulebook import CompiledRule, CompiledRuleset, Rulebook, default_rulebook_
 _M = TypeVar("_M", bound=BaseModel)
 
 __all__ = ["load_rulebook"]
-
-
-def _display(path: Path, base: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(base.resolve().parent))
-    except ValueError:
-        return str(path)
 
 
 def _validate(model: type[_M], raw: Any, file: str, problems: Problems) -> _M | None:
@@ -80,7 +73,7 @@ def load_rulebook(
     """
     base = Path(directory) if directory is not None else default_rulebook_dir()
     manifest_path = base / "rulebook.yaml"
-    shown = _display(manifest_path, base)
+    shown = shown_path(manifest_path, base)
     if not manifest_path.is_file():
         raise RulesetError(Location(shown), "no rulebook manifest here (looked for "
                                             f"{manifest_path.resolve()})")
@@ -114,7 +107,7 @@ def load_rulebook(
 
     # Facts
     facts_path = base / manifest.facts
-    facts_shown = _display(facts_path, base)
+    facts_shown = shown_path(facts_path, base)
     raw_facts = load_yaml(facts_path, facts_shown)
     digest.update(facts_path.read_bytes())
     facts_file = _validate(FactsFile, raw_facts, facts_shown, problems)
@@ -125,14 +118,14 @@ def load_rulebook(
     pathway = load_pathway(
         pathway_path,
         {cid: cl.codes for cid, cl in codelists.items()},
-        display_name=_display(pathway_path, base),
+        display_name=shown_path(pathway_path, base),
     )
 
     # Rulesets (validate shape of all before stopping)
     ruleset_files: list[tuple[RulesetFile, Any, str]] = []
     for name in manifest.rulesets:
         path = base / name
-        rs_shown = _display(path, base)
+        rs_shown = shown_path(path, base)
         raw = load_yaml(path, rs_shown)
         digest.update(path.read_bytes())
         model = _validate(RulesetFile, raw, rs_shown, problems)

@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,18 +16,6 @@ from int_rules.engines import conformance
 from int_rules.population.engine import PopulationRun
 
 OPTIONAL_TABLES = ("admissions", "risk_scores", "monitoring")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
 
 
 def one_line(record: PatientRecord) -> PatientRecord:
@@ -47,32 +34,7 @@ def one_line(record: PatientRecord) -> PatientRecord:
     })
 
 
-def table_rows(records: Sequence[PatientRecord]) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    """Each record as rows of the five input tables (header, rows), in record order."""
-    out: dict[str, tuple[list[str], list[list[Any]]]] = {
-        "patients": (["patient_id", "date_of_birth", "sex", "practice", "neighbourhood",
-                      "gp_system", "date_of_death"], []),
-        "clinical_events": (["patient_id", "date", "snomedct_code", "numeric_value", "unit",
-                             "is_problem"], []),
-        "admissions": (["patient_id", "admission_date", "discharge_date", "emergency"], []),
-        "risk_scores": (["patient_id", "date", "score", "source"], []),
-        "monitoring": (["patient_id", "date", "kind", "measure", "value"], []),
-    }
-    for r in records:
-        dob = r.date_of_birth.isoformat()[:7] if r.birth_precision == "month" \
-            else r.date_of_birth.isoformat()
-        out["patients"][1].append([r.patient_id, dob, r.sex, r.practice, r.neighbourhood,
-                                   r.gp_system, r.date_of_death])
-        for e in r.events:
-            out["clinical_events"][1].append([r.patient_id, e.date, e.code, e.value, e.unit,
-                                              e.is_problem])
-        for a in r.admissions:
-            out["admissions"][1].append([r.patient_id, a.admitted, a.discharged, a.emergency])
-        for s in r.risk_scores:
-            out["risk_scores"][1].append([r.patient_id, s.date, s.value, s.source])
-        for m in r.monitoring:
-            out["monitoring"][1].append([r.patient_id, m.date, m.kind, m.measure, m.value])
-    return out
+table_rows = conformance.table_rows
 
 
 def write_tables(records: Sequence[PatientRecord], directory: Path, fmt: str = "csv",
@@ -87,7 +49,7 @@ def write_tables(records: Sequence[PatientRecord], directory: Path, fmt: str = "
             with (directory / f"{name}.csv").open("w", newline="", encoding="utf-8") as fh:
                 w = csv.writer(fh)
                 w.writerow(header)
-                w.writerows([[_cell(v) for v in row] for row in rows])
+                w.writerows([[conformance.table_cell(v) for v in row] for row in rows])
         else:
             columns = list(zip(*rows, strict=True)) if rows else [[] for _ in header]
             arrays = []

@@ -36,6 +36,8 @@ __all__ = [
     "differences",
     "outcomes",
     "run_outcomes",
+    "table_cell",
+    "table_rows",
     "write_tables",
 ]
 
@@ -206,7 +208,8 @@ def compare_engines(book: Rulebook, records: Sequence[PatientRecord], as_of: dt.
 # -- records as analyst tables ----------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
+def table_cell(value: Any) -> str:
+    """A value as a cell of an analyst CSV table (booleans ``true``/``false``, ISO dates)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -218,8 +221,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_tables(records: Sequence[PatientRecord], directory: Path) -> None:
-    """Write ``records`` as the five input tables (CSV) of a population run."""
+def table_rows(records: Sequence[PatientRecord]
+               ) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """Each record as rows of the five input tables (header, rows), in record order."""
     tables: dict[str, tuple[list[str], list[list[Any]]]] = {
         "patients": (["patient_id", "date_of_birth", "sex", "practice", "neighbourhood",
                       "gp_system", "date_of_death"], []),
@@ -244,9 +248,14 @@ def write_tables(records: Sequence[PatientRecord], directory: Path) -> None:
             tables["risk_scores"][1].append([r.patient_id, s.date, s.value, s.source])
         for m in r.monitoring:
             tables["monitoring"][1].append([r.patient_id, m.date, m.kind, m.measure, m.value])
+    return tables
+
+
+def write_tables(records: Sequence[PatientRecord], directory: Path) -> None:
+    """Write ``records`` as the five input tables (CSV) of a population run."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name, (header, rows) in tables.items():
+    for name, (header, rows) in table_rows(records).items():
         with (directory / f"{name}.csv").open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(header)
-            w.writerows([[_cell(v) for v in row] for row in rows])
+            w.writerows([[table_cell(v) for v in row] for row in rows])

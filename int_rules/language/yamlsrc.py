@@ -23,14 +23,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from ..errors import Location, RulesetError
+from ..errors import Location, RulesetError, RulesetErrors
 
 __all__ = ["MAX_EXPANDED_NODES", "LocatedDict", "LocatedList", "load_yaml", "load_yaml_text",
-           "locate"]
+           "locate", "shown_path", "validate_located"]
 
 #: At most this many values in one YAML document with its aliases expanded (the largest
 #: bundled ruleset has a few thousand).
@@ -237,3 +238,35 @@ def locate(root: Any, path: Sequence[int | str], fallback_file: str = "<unknown>
         if isinstance(node, (LocatedDict, LocatedList)):
             file = node.file or file
     return Location(file, best[0], best[1])
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def shown_path(path: Path, rulebook_dir: Path) -> str:
+    """``path`` as errors and outputs name it: relative to the folder holding the rulebook
+    directory when it lies inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(rulebook_dir.resolve().parent))
+    except ValueError:
+        return str(path)
+
+
+def validate_located(model: type[_M], raw: Any, shown: str, unknown_key: str) -> _M:
+    """``raw`` (as :func:`load_yaml` returns it) validated as ``model``; every problem a
+    :class:`RulesetError` at its ``file:line:column`` (several as :class:`RulesetErrors`).
+    ``unknown_key`` is the message for a key the model does not know."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = unknown_key
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            errors.append(RulesetError(locate(raw, loc, shown), msg,
+                                       ".".join(str(p) for p in loc) or None))
+        raise (errors[0] if len(errors) == 1 else RulesetErrors(errors)) from None

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from ..engines.duckdb import output_column
 from ..engines.sql import condition_sql, literal
 from ..errors import Location, RulesetError, RulesetErrors
 from ..language.plain import describe_leaf, format_value
 from ..language.schema import Citation, Leaf, Parameter, ParamRef, Scalar
-from ..language.yamlsrc import load_yaml, locate
+from ..language.yamlsrc import load_yaml, locate, shown_path, validate_located
 from ..model import nodes
 from ..model.conditions import ConditionError, resolve_condition
 from .csvsafe import neutralise
@@ -254,22 +254,10 @@ def load_dashboard(book: Rulebook, as_of: dt.date, path: Path | None = None
     path = path or default_dashboard_path(book)
     if not path.is_file():
         return None
-    shown = _shown(path, book.directory)
+    shown = shown_path(path, book.directory)
     raw = load_yaml(path, shown)
-    try:
-        model = DashboardFile.model_validate(raw)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (see the comments at the top of dashboard.yaml)"
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            errors.append(RulesetError(locate(raw, loc, shown), msg,
-                                       ".".join(str(p) for p in loc) or None))
-        raise (errors[0] if len(errors) == 1 else RulesetErrors(errors)) from None
+    model = validate_located(DashboardFile, raw, shown,
+                             "unknown key (see the comments at the top of dashboard.yaml)")
     params = {name: p.value for name, p in model.parameters.items()}
     compiler = _Compiler(book, params, as_of, raw, shown)
     population_sql = "TRUE"
@@ -289,13 +277,6 @@ def load_dashboard(book: Rulebook, as_of: dt.date, path: Path | None = None
     return Dashboard(model, shown, hashlib.sha256(path.read_bytes()).hexdigest(), params,
                      population_sql, population_text, tuple(measures),
                      tuple(compiler.facts), tuple(compiler.outputs))
-
-
-def _shown(path: Path, base: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(base.resolve().parent))
-    except ValueError:
-        return str(path)
 
 
 class _Compiler:

@@ -45,12 +45,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..engines.sql import literal
 from ..errors import RulesetError, RulesetErrors
 from ..language.schema import Citation, Parameter, ParamRef
-from ..language.yamlsrc import load_yaml, locate
+from ..language.yamlsrc import load_yaml, locate, shown_path, validate_located
 
 if TYPE_CHECKING:
     import duckdb
@@ -252,34 +252,15 @@ def load_outcomes(book: Rulebook, path: Path | None = None) -> Outcomes | None:
     path = path or default_outcomes_path(book)
     if not path.is_file():
         return None
-    shown = _shown(path, book.directory)
+    shown = shown_path(path, book.directory)
     raw = load_yaml(path, shown)
-    try:
-        model = OutcomesFile.model_validate(raw)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (see the comments at the top of outcomes.yaml)"
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            errors.append(RulesetError(locate(raw, loc, shown), msg,
-                                       ".".join(str(p) for p in loc) or None))
-        raise (errors[0] if len(errors) == 1 else RulesetErrors(errors)) from None
+    model = validate_located(OutcomesFile, raw, shown,
+                             "unknown key (see the comments at the top of outcomes.yaml)")
     checker = _Checker(book, model, raw, shown)
     outcomes = checker.compile(hashlib.sha256(path.read_bytes()).hexdigest())
     checker.raise_if_any()
     assert outcomes is not None
     return outcomes
-
-
-def _shown(path: Path, base: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(base.resolve().parent))
-    except ValueError:
-        return str(path)
 
 
 class _Checker:

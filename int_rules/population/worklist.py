@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..engines.sql import condition_sql, literal
 from ..errors import IntRulesError, RulesetError, RulesetErrors
 from ..language.plain import format_value
 from ..language.schema import Citation, Leaf
-from ..language.yamlsrc import load_yaml, locate
+from ..language.yamlsrc import load_yaml, locate, shown_path, validate_located
 from ..model.conditions import ConditionError, resolve_condition
 from .dashboard import DAll, DAny, DCondition, DNot, OutputTest
 
@@ -187,23 +187,10 @@ def load_worklists(book: Rulebook, path: Path | None = None) -> Worklists | None
     path = path or default_worklists_path(book)
     if not path.is_file():
         return None
-    try:
-        shown = str(path.resolve().relative_to(book.directory.resolve().parent))
-    except ValueError:
-        shown = str(path)
+    shown = shown_path(path, book.directory)
     raw = load_yaml(path, shown)
-    try:
-        model = WorklistsFile.model_validate(raw)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (see the comments at the top of worklists.yaml)"
-            errors.append(RulesetError(locate(raw, loc, shown), msg,
-                                       ".".join(str(p) for p in loc) or None))
-        raise (errors[0] if len(errors) == 1 else RulesetErrors(errors)) from None
+    model = validate_located(WorklistsFile, raw, shown,
+                             "unknown key (see the comments at the top of worklists.yaml)")
     return _Compiler(book, raw, shown, model).compile(
         hashlib.sha256(path.read_bytes()).hexdigest())
 

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import Location, RulesetError, RulesetErrors
-from ..language.yamlsrc import load_yaml, locate
+from ..language.yamlsrc import load_yaml, locate, shown_path
 
 if TYPE_CHECKING:
     from ..population.dashboard import DashboardFile
@@ -379,13 +379,6 @@ def approvals_path(rulebook_dir: Path) -> Path:
     return rulebook_dir / APPROVALS_FILE
 
 
-def _shown(path: Path, base: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(base.resolve().parent))
-    except ValueError:
-        return str(path)
-
-
 def load_approvals(path: Path, shown: str, rulebook_id: str
                    ) -> tuple[ApprovalsFile, tuple[Location, ...]]:
     """Read and validate an approvals file. Raises RulesetError naming file:line:column."""
@@ -420,7 +413,7 @@ def build_approvals(book: Rulebook, path: Path | None) -> Approvals:
     locations: tuple[Location, ...] = ()
     shown: str | None = None
     if path is not None and path.is_file():
-        shown = _shown(path, book.directory)
+        shown = shown_path(path, book.directory)
         model, locations = load_approvals(path, shown, book.id)
         records = tuple(model.approvals)
     hashes = content_hashes(book)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import IntRulesError, Location, RulesetError
-from ..language.yamlsrc import load_yaml, locate
+from ..language.yamlsrc import load_yaml, locate, shown_path
 from .approvals import (
     APPROVED,
     DASHBOARD,
@@ -76,13 +76,6 @@ class Target:
     name: str = ""  # the id declared in the file (the pathway's and dashboard's own ids)
 
 
-def _shown(path: Path, base: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(base.resolve().parent))
-    except ValueError:
-        return str(path)
-
-
 def load_dashboard_model(book: Rulebook) -> tuple[DashboardFile, Path] | None:
     """The dashboard declaration beside ``book`` (shape only, not compiled), or None."""
     from ..population.dashboard import DashboardFile, default_dashboard_path
@@ -90,11 +83,11 @@ def load_dashboard_model(book: Rulebook) -> tuple[DashboardFile, Path] | None:
     path = default_dashboard_path(book)
     if not path.is_file():
         return None
-    raw = load_yaml(path, _shown(path, book.directory))
+    raw = load_yaml(path, shown_path(path, book.directory))
     try:
         return DashboardFile.model_validate(raw), path
     except Exception as exc:  # pydantic's ValidationError: reported by population's loader
-        raise RulesetError(Location(_shown(path, book.directory)),
+        raise RulesetError(Location(shown_path(path, book.directory)),
                            f"the dashboard does not load: {exc}") from None
 
 
@@ -104,12 +97,12 @@ def targets(book: Rulebook, with_dashboard: bool = True) -> dict[str, Target]:
     out: dict[str, Target] = {}
     for rs, name in zip(book.rulesets, book.manifest.rulesets, strict=False):
         path = book.directory / name
-        out[rs.id] = Target(rs.id, "ruleset", path, _shown(path, book.directory),
+        out[rs.id] = Target(rs.id, "ruleset", path, shown_path(path, book.directory),
                             rs.definition.status, rs.definition.version,
                             approvals.hashes[rs.id],
                             frozenset(r.id for r in rs.definition.rules), rs.id)
     ppath = book.directory / book.manifest.pathway
-    out[PATHWAY] = Target(PATHWAY, "pathway", ppath, _shown(ppath, book.directory),
+    out[PATHWAY] = Target(PATHWAY, "pathway", ppath, shown_path(ppath, book.directory),
                           book.pathway.status, book.pathway.version, approvals.hashes[PATHWAY],
                           frozenset(t.id for t in book.pathway.definition.transitions),
                           book.pathway.id)
@@ -117,7 +110,8 @@ def targets(book: Rulebook, with_dashboard: bool = True) -> dict[str, Target]:
         found = load_dashboard_model(book)
         if found is not None:
             model, dpath = found
-            out[DASHBOARD] = Target(DASHBOARD, "dashboard", dpath, _shown(dpath, book.directory),
+            out[DASHBOARD] = Target(DASHBOARD, "dashboard", dpath,
+                                    shown_path(dpath, book.directory),
                                     model.status, model.version, dashboard_hash(book, model),
                                     frozenset(m.id for m in model.measures), model.dashboard)
     return out
