@@ -257,12 +257,11 @@ class Assessment:
 
     # -- explanation ----------------------------------------------------------------------
 
-    def _evidence_text(self, name: str) -> str:
-        items = self.evidence.get(name, ())
-        if not items:
-            return ""
+    def evidence_lines(self, name: str, last: int = 3) -> list[str]:
+        """The last ``last`` coded events, admissions, scores or readings behind fact ``name``,
+        each in words (term, code and date), as explanations and cards show them."""
         parts = []
-        for item in items[-3:]:
+        for item in self.evidence.get(name, ())[-last:]:
             e = self.evidence_dict(item)
             if e["type"] == "event":
                 term = e["term"] or "(term unknown)"
@@ -274,8 +273,14 @@ class Assessment:
                 parts.append(f"{e['source']} score {format_value(e['value'])} on {e['date']}")
             else:
                 parts.append(f"monitoring {e['kind']} on {e['date']}")
+        return parts
+
+    def _evidence_text(self, name: str) -> str:
+        items = self.evidence.get(name, ())
+        if not items:
+            return ""
         more = f" and {len(items) - 3} more" if len(items) > 3 else ""
-        return f" ({'; '.join(parts)}{more})"
+        return f" ({'; '.join(self.evidence_lines(name))}{more})"
 
     def explain(self) -> str:
         """Why each outcome holds, in plain English, with the guidance it comes from."""

@@ -126,22 +126,6 @@ def _value(value: Any) -> str:
     return str(format_value(value))
 
 
-def _evidence_lines(a: Assessment, fact: str) -> list[str]:
-    lines = []
-    for item in a.evidence.get(fact, ())[-3:]:
-        e = a.evidence_dict(item)
-        if e["type"] == "event":
-            lines.append(f"{e['term'] or '(term unknown)'} [{e['code']}] on {e['date']}")
-        elif e["type"] == "admission":
-            kind = "emergency admission" if e["emergency"] else "admission"
-            lines.append(f"{kind} on {e['date']}")
-        elif e["type"] == "risk_score":
-            lines.append(f"{e['source']} score {e['value']} on {e['date']}")
-        else:
-            lines.append(f"monitoring {e['kind']} on {e['date']}")
-    return lines
-
-
 def _rule_card(a: Assessment, rule: Any, indicators: Mapping[str, Indicator]) -> CdsCard:
     d = rule.definition
     rs = a.book.ruleset(rule.ruleset)
@@ -149,7 +133,7 @@ def _rule_card(a: Assessment, rule: Any, indicators: Mapping[str, Indicator]) ->
     detail = [f"**{d.id}** ({rule.ruleset} {rs.definition.version}, {rs.definition.status}, "
               f"{d.provenance}): {outputs}.", ""]
     for fact in rule.condition.facts:
-        evidence = "; ".join(_evidence_lines(a, fact))
+        evidence = "; ".join(a.evidence_lines(fact))
         detail.append(f"- {fact} = {_value(a.values[fact])}"
                       + (f" ({evidence})" if evidence else ""))
     c = d.cite
