@@ -431,6 +431,24 @@ def test_records_and_tables_share_one_vocabulary() -> None:
                 {"code": "925861000000102", "date": "2025-01-02", "value": bad_value}]))
 
 
+def test_a_future_date_of_death_is_a_finding_in_records_and_tables(
+        base_extract: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A date of death after as_of is reported (DQ-042) by assess and by a population run."""
+    rec = _write(tmp_path, with_record(date_of_death="2026-04-01"))
+    assert main(["assess", str(rec), "--as-of", AS_OF, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"]["data_quality"]["error"] == ["DQ-042"]
+
+    extract = tmp_path / "extract"
+    shutil.copytree(base_extract, extract)
+    set_cell(extract / "patients.csv", 2, "date_of_death", "2026-04-01")
+    patient = lines_of(extract / "patients.csv")[1].split(",")[0]
+    assert main(["population", str(extract), "--as-of", AS_OF, "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    with (tmp_path / "out" / "findings.csv").open(newline="", encoding="utf-8") as fh:
+        found = {r["patient_id"] for r in csv.DictReader(fh) if r["finding_id"] == "DQ-042"}
+    assert found == {patient}
+
+
 # -- interrupted and failed runs leave the output directory as it was --------------------------
 
 

@@ -38,6 +38,7 @@ from ..model.semantics import (
     day_after,
     day_before,
     days_before,
+    death_after_as_of,
     select_hits,
 )
 from ..model.vocabulary import VALUE_FIELDS, WHERE_FIELDS
@@ -185,6 +186,8 @@ def generate(model: n.RuleModel, rulesets: Sequence[CompiledRuleset],
             w(f"{v} = {gen.const(fact.value)}")
         elif isinstance(fact, n.CodelistAvailableFact):
             w(f"{v} = {gen.const(fact.available)}")
+        elif isinstance(fact, n.DeathAfterAsOfFact):
+            w(f"{v} = _died_after(record.date_of_death, as_of)")
         elif isinstance(fact, n.DerivedFact):
             w(f"{v} = {gen.expr(fact.condition)}")
         elif isinstance(fact, n.PathwayFact):
@@ -248,7 +251,8 @@ def generate(model: n.RuleModel, rulesets: Sequence[CompiledRuleset],
         "_ADMITTED": operator.attrgetter("admitted"),
         "_CODE_GROUPS": match.code_groups.get,
         "_days_before": days_before, "_day_after": day_after, "_day_before": day_before,
-        "_age": age_in_years, "_bisect_left": bisect_left, "_bisect_right": bisect_right,
+        "_age": age_in_years, "_died_after": death_after_as_of,
+        "_bisect_left": bisect_left, "_bisect_right": bisect_right,
         "_resolve": _resolve, "_ONE_DAY": _ONE_DAY, "_CAP": EVIDENCE_CAP,
         **gen.consts,
     }

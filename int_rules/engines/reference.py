@@ -29,7 +29,7 @@ from ..facts import (
     select,
 )
 from ..model import nodes as n
-from ..model.semantics import UniqueOverlap, age_in_years, select_hits
+from ..model.semantics import UniqueOverlap, age_in_years, death_after_as_of, select_hits
 from ..record import PatientRecord
 
 if TYPE_CHECKING:
@@ -234,6 +234,13 @@ def _codelist_available(fact: n.CodelistAvailableFact, match: MatchGroups,
     return codelist_available
 
 
+def _death_after_as_of(fact: n.DeathAfterAsOfFact, match: MatchGroups,
+                       types: Mapping[str, n.ValueType]) -> Evaluate:
+    def died_after(ctx: EvalContext) -> FactResult:
+        return death_after_as_of(ctx.record.date_of_death, ctx.as_of), ()
+    return died_after
+
+
 def _latest_of(fact: n.LatestOfFact, match: MatchGroups,
                types: Mapping[str, n.ValueType]) -> Evaluate:
     window_fn = make_window(fact.window)
@@ -312,6 +319,7 @@ FACT_COMPILERS: Mapping[type[n.Fact], FactCompiler] = {
     n.PathwayFact: _pathway,
     n.ConstantFact: _constant,
     n.CodelistAvailableFact: _codelist_available,
+    n.DeathAfterAsOfFact: _death_after_as_of,
     n.LatestOfFact: _latest_of,
     n.ItemFact: _items,
 }

@@ -41,6 +41,7 @@ __all__ = [
     "age_sql",
     "compile_model",
     "condition_sql",
+    "death_after_sql",
     "fact_column",
     "literal",
     "sql_type",
@@ -87,6 +88,12 @@ def age_sql(as_of: dt.date, dob: str) -> str:
     return (f"(year({literal(as_of)}) - year({dob}) - CASE WHEN month({dob}) > "
             f"{as_of.month} OR (month({dob}) = {as_of.month} AND day({dob}) > {as_of.day}) "
             f"THEN 1 ELSE 0 END)")
+
+
+def death_after_sql(as_of: dt.date, dod: str) -> str:
+    """Whether the date in column ``dod`` is after ``as_of``, false when it is NULL
+    (:func:`int_rules.model.semantics.death_after_as_of`)."""
+    return f"COALESCE({dod} > {literal(as_of)}, FALSE)"
 
 
 # -- conditions -------------------------------------------------------------------------------
@@ -335,6 +342,8 @@ def compile_model(model: n.RuleModel, as_of: dt.date) -> CompiledPopulation:
                                    f"CAST({literal(fact.value)} AS {sql_type(ftype)})")
         elif isinstance(fact, n.CodelistAvailableFact):
             plans[name] = FactPlan(name, kind, ftype, "record", literal(fact.available))
+        elif isinstance(fact, n.DeathAfterAsOfFact):
+            plans[name] = FactPlan(name, kind, ftype, "record", death_after_sql(as_of, "dod"))
         elif isinstance(fact, n.PathwayFact):
             if fact.field == "may_record":
                 assert fact.codes is not None

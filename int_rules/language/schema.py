@@ -255,6 +255,8 @@ class FactDef(BaseModel):
       settings such as the monitoring level an INT has available.
     * ``codelist_available``: whether ``codelist`` has any codes (false for an assessment with
       no verified SNOMED CT code, which therefore cannot be checked from the record).
+    * ``death_after_as_of``: whether the record's date of death is after as_of (bool; false
+      when there is none), used to report a future date of death.
 
     Matching items come from ``source`` (default ``events``); for events, ``codelist`` names one
     codelist or a list of them (no codelist: every coded event). ``where`` filters on fields of
@@ -272,6 +274,7 @@ class FactDef(BaseModel):
     kind: Literal[
         "age", "attribute", "exists", "count", "latest_date", "first_date", "latest_value",
         "latest_of", "derived", "pathway", "constant", "codelist_available",
+        "death_after_as_of",
     ]
     description: str = Field(min_length=1)
     source: Source = "events"

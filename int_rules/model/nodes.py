@@ -32,6 +32,7 @@ __all__ = [
     "Condition",
     "ConstantFact",
     "DaysAgo",
+    "DeathAfterAsOfFact",
     "Decision",
     "DerivedFact",
     "Fact",
@@ -242,10 +243,15 @@ class CodelistAvailableFact(Fact):
         return self.codes.codelists
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeathAfterAsOfFact(Fact):
+    """Whether the date of death is after ``as_of`` (false when there is none)."""
+
+
 _KIND_OF = {
     "AgeFact": "age", "AttributeFact": "attribute", "LatestOfFact": "latest_of",
     "DerivedFact": "derived", "PathwayFact": "pathway", "ConstantFact": "constant",
-    "CodelistAvailableFact": "codelist_available",
+    "CodelistAvailableFact": "codelist_available", "DeathAfterAsOfFact": "death_after_as_of",
 }
 
 

@@ -194,6 +194,7 @@ _KIND_KEYS: dict[str, set[str]] = {
     "latest_of": {"categories", "scale", "within_days", "since", "from_", "until", "window"},
     "constant": {"value"},
     "codelist_available": {"codelist"},
+    "death_after_as_of": set(),
 }
 _ITEM_KEYS = {"source", "codelist", "where", "within_days", "since", "from_", "until", "window",
               "field"}
@@ -326,6 +327,11 @@ def _codelist_available(inp: FactInput) -> n.Fact:
                                    deps=inp.deps, codes=codes, available=bool(codes.codes))
 
 
+def _death_after_as_of(inp: FactInput) -> n.Fact:
+    return n.DeathAfterAsOfFact(name=inp.name, type=ValueType("bool"), nullable=False,
+                                deps=inp.deps)
+
+
 def _latest_of(inp: FactInput) -> n.Fact:
     fdef = inp.fdef
     window = _window(inp)
@@ -385,6 +391,7 @@ FACT_RESOLVERS: Mapping[str, Callable[[FactInput], n.Fact]] = {
     "pathway": _pathway,
     "constant": _constant,
     "codelist_available": _codelist_available,
+    "death_after_as_of": _death_after_as_of,
     "latest_of": _latest_of,
     **{kind: _items for kind in _ITEM_KINDS},
 }

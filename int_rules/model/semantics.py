@@ -20,6 +20,7 @@ __all__ = [
     "aggregate_outputs",
     "day_after",
     "days_before",
+    "death_after_as_of",
     "overlap_message",
     "pathway_order",
     "provenance",
@@ -57,6 +58,13 @@ def age_in_years(born: dt.date, on: dt.date) -> int:
     """Whole years from ``born`` to ``on``; someone born on 29 February has a birthday on
     1 March in years that have no 29 February."""
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def death_after_as_of(date_of_death: dt.date | None, as_of: dt.date) -> bool:
+    """Whether the date of death is after ``as_of`` (strictly; no date of death: false).
+
+    SQL: ``COALESCE(dod > as_of, FALSE)``."""
+    return date_of_death is not None and date_of_death > as_of
 
 
 # -- the pathway ------------------------------------------------------------------------------

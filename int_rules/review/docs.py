@@ -191,6 +191,9 @@ def describe_fact(fdef: FactDef, params: Mapping[str, Any]) -> str:
     if kind == "codelist_available":
         return (f"Whether codelist {', '.join(_codelists_of(fdef))} has any codes (false: the "
                 "domain cannot be checked from codes).")
+    if kind == "death_after_as_of":
+        return ("Whether the date of death is after the as-of date (false when no date of death "
+                "is recorded).")
     window = _window(fdef, params)
     if kind == "latest_of":
         cats = fdef.categories or {}
