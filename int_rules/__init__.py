@@ -12,28 +12,29 @@ Typical use::
     print(result.explain())
 
 Everything is immutable and pure: no clock reads, no global state, safe across threads.
+
+The names below are imported on first use (PEP 562), so ``import int_rules`` itself imports
+nothing: the command line (:mod:`int_rules.__main__`) starts inside its Ctrl-C handler, before
+pydantic, DuckDB or pyarrow load.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .assessment import Assessment, HitPolicyError, Outcome
+    from .errors import (
+        CodelistError,
+        EngineUnavailableError,
+        IntRulesError,
+        RecordError,
+        RulesetError,
+        RulesetErrors,
+        SnomedCodeError,
+    )
+    from .facts import FactValue
+    from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
+    from .rulebook import Rulebook, load
 
-from .assessment import Assessment, HitPolicyError, Outcome
-from .errors import (
-    CodelistError,
-    EngineUnavailableError,
-    IntRulesError,
-    RecordError,
-    RulesetError,
-    RulesetErrors,
-    SnomedCodeError,
-)
-from .facts import FactValue
-from .record import Admission, CodedEvent, MonitoringEvent, PatientRecord, RiskScore
-from .rulebook import Rulebook, load
-
-try:
-    __version__: str = version("int_rules")  # one source: pyproject.toml, via the metadata
-except PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+    __version__: str
 
 __all__ = [
     "Admission",
@@ -56,3 +57,41 @@ __all__ = [
     "__version__",
     "load",
 ]
+
+#: Each public name -> the module that defines it.
+_HOME = {
+    "Assessment": "assessment", "HitPolicyError": "assessment", "Outcome": "assessment",
+    "CodelistError": "errors", "EngineUnavailableError": "errors", "IntRulesError": "errors",
+    "RecordError": "errors", "RulesetError": "errors", "RulesetErrors": "errors",
+    "SnomedCodeError": "errors",
+    "FactValue": "facts",
+    "Admission": "record", "CodedEvent": "record", "MonitoringEvent": "record",
+    "PatientRecord": "record", "RiskScore": "record",
+    "Rulebook": "rulebook", "load": "rulebook",
+}
+
+
+def _version() -> str:
+    """The installed version (one source: pyproject.toml, via the metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("int_rules")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name from its module on first use."""
+    if name == "__version__":
+        value: object = _version()
+    elif name in _HOME:
+        value = getattr(__import__(f"{__name__}.{_HOME[name]}", fromlist=[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups find it directly, as an eager import would
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -14,8 +14,14 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import re
+import select
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -477,6 +483,53 @@ def test_a_run_that_stops_writes_nothing(failure: BaseException, base_extract: P
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+#: Where the command starts: the installed console script, and ``python -m int_rules``.
+_SCRIPT = Path(sys.executable).with_name("int-rules")
+_ENTRIES = {"int-rules": [str(_SCRIPT)], "python -m int_rules": [sys.executable, "-m",
+                                                                  "int_rules"]}
+#: Marks the end of the interpreter's own start-up (site and its .pth files, which run before
+#: any int_rules code can): ``site`` imports ``sitecustomize`` last.
+_READY = "import os\nos.write(int(os.environ['READY_FD']), b'.')\n"
+
+
+@pytest.mark.skipif(not _SCRIPT.is_file(), reason="int-rules is not installed beside python")
+@pytest.mark.parametrize(("entry", "delay"), [
+    ("int-rules", 0.05), ("int-rules", 0.2), ("int-rules", 0.5), ("int-rules", 1.0),
+    ("python -m int_rules", 0.05), ("python -m int_rules", 0.5)])
+def test_ctrl_c_while_the_command_starts_is_interrupted(entry: str, delay: float,
+                                                        base_extract: Path,
+                                                        tmp_path: Path) -> None:
+    """Ctrl-C ``delay`` seconds after the interpreter has started (while pydantic, DuckDB,
+    pyarrow and the rulebook load, or as the run begins): one line, exit 130, no outputs."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(_READY, encoding="utf-8")
+    ready, ready_w = os.pipe()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "READY_FD": str(ready_w)}
+    out = tmp_path / "out"
+    child = subprocess.Popen(
+        [*_ENTRIES[entry], "population", str(base_extract), "--as-of", AS_OF, "--out", str(out),
+         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        pass_fds=(ready_w,))
+    os.close(ready_w)
+    try:
+        assert select.select([ready], [], [], 30)[0], "the interpreter did not start"
+        assert os.read(ready, 1) == b"."
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+        _stdout, stderr = child.communicate(timeout=60)
+    finally:
+        os.close(ready)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert stderr.decode() == "interrupted\n"
+    # Under -m, CPython itself ends the process by SIGINT (which a shell shows as 130, too) when
+    # the KeyboardInterrupt passed through an extension's nested PyRun call on its way to us.
+    allowed = {130} if entry == "int-rules" else {130, -signal.SIGINT}
+    assert child.returncode in allowed
+    assert not out.exists() or not any(out.iterdir()), sorted(out.iterdir())
+
+
 def test_a_run_replaces_every_output_of_the_last_one(base_extract: Path, row_run: tuple[Path, str],
                                                      tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -530,3 +583,14 @@ def test_formula_cells_are_neutralised_in_csv(base_extract: Path, tmp_path: Path
     assert rows[0]["neighbourhood"] == "'=HYPERLINK(\"http://x\")"
     dashboard = (tmp_path / "out" / "dashboard.csv").read_text(encoding="utf-8")
     assert "\n=HYPERLINK" not in dashboard and "'=HYPERLINK" in dashboard
+
+
+def test_the_entry_point_imports_nothing_before_its_ctrl_c_handler() -> None:
+    """What the console script imports before ``main`` runs: nothing of our dependencies, nor the
+    command line itself (so a Ctrl-C while they load reaches the handler)."""
+    heavy = ("pydantic", "yaml", "duckdb", "pyarrow", "int_rules.cli", "int_rules.rulebook")
+    probe = ("import sys, int_rules.__main__; "
+             f"print([m for m in {heavy!r} if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
