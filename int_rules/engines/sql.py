@@ -376,7 +376,9 @@ def compile_model(model: n.RuleModel, as_of: dt.date,
     for fact in model.facts:
         name, ftype, kind = fact.name, fact.type, fact.kind
         if isinstance(fact, n.AgeFact):
-            plans[name] = FactPlan(name, kind, ftype, "record", age)
+            # Typed explicitly: year() is a BIGINT in DuckDB and an INT in Spark.
+            plans[name] = FactPlan(name, kind, ftype, "record",
+                                   f"CAST({age} AS {dialect.sql_type(ftype)})")
         elif isinstance(fact, n.AttributeFact):
             plans[name] = FactPlan(name, kind, ftype, "record", fact.field)
         elif isinstance(fact, n.ConstantFact):
