@@ -143,3 +143,43 @@ def test_spark_master_needs_the_spark_engine(extract: Path, tmp_path: Path,
 def test_the_engine_is_checked(extract: Path) -> None:
     with pytest.raises(ValueError, match="engine must be 'duckdb' or 'spark'"):
         run_population(BOOK, extract, dt.date(2026, 3, 31), engine="sparkle")
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "databricks"
+
+
+@pytest.mark.spark
+def test_the_databricks_example_runs_locally(spark_session: Any, extract: Path,
+                                             tmp_path: Path) -> None:
+    import runpy
+
+    example = runpy.run_path(str(EXAMPLE / "assess_population.py"))
+    example["main"](["--as-of", DEFAULT_AS_OF.isoformat(), "--files", str(extract),
+                     "--out", str(tmp_path / "out")])
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"results.csv", "results.parquet", "findings.csv", "rejects.csv"} <= written
+    want = run_population(BOOK, extract, DEFAULT_AS_OF)
+    try:
+        rows = (tmp_path / "out" / "results.csv").read_text(encoding="utf-8").splitlines()
+        assert len(rows) == 1 + want.summary()["patients"]["in_results"]
+    finally:
+        want.close()
+
+
+def test_the_databricks_job_passes_arguments_the_cli_accepts() -> None:
+    from int_rules import cli
+
+    if not cli._EXTRA_COMMANDS:
+        cli._register_extras()
+    job = json.loads((EXAMPLE / "job.json").read_text(encoding="utf-8"))
+    task = job["tasks"][0]["python_wheel_task"]
+    assert task["package_name"] == "int_rules"
+    import tomllib
+
+    scripts = tomllib.loads((EXAMPLE.parent.parent / "pyproject.toml").read_text())[
+        "project"]["scripts"]
+    assert task["entry_point"] in scripts
+    params = [p.replace("{{job.start_time.iso_date}}", "2026-03-31") for p in task["parameters"]]
+    args = cli.build_parser().parse_args(params)
+    assert args.engine == "spark"
+    assert args.as_of == dt.date(2026, 3, 31)

@@ -66,17 +66,23 @@ def require_pyspark() -> None:
 
 def session(master: str = DEFAULT_MASTER, *, driver_memory: str | None = None,
             config: Mapping[str, str] | None = None) -> SparkSession:
-    """A Spark session for population runs (or the active one, reconfigured where it can be).
+    """The active Spark session (a Databricks notebook's or job's, as it is), or a new one on
+    ``master``.
 
-    On ``local[...]`` masters the driver binds to 127.0.0.1, the web UI is off and shuffles use
-    as many partitions as cores. ``driver_memory`` (e.g. ``"4g"``) applies only when the JVM is
-    started here. ``config`` adds or overrides Spark settings.
+    A new session on a ``local[...]`` master binds the driver to 127.0.0.1, turns the web UI
+    off and shuffles into as many partitions as cores. ``driver_memory`` (e.g. ``"4g"``)
+    applies only when the JVM is started here. ``config`` adds or overrides Spark settings of
+    a new session.
     """
     require_pyspark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
     if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
         raise EngineUnavailableError("no Java runtime found (java is not on PATH and JAVA_HOME "
                                      "is unset); " + INSTALL_HINT)
-    from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(master).appName("int_rules")
     settings: dict[str, str] = {
@@ -127,6 +133,14 @@ def tables_to_parquet(spark: SparkSession, tables: Mapping[str, object],
         frame: DataFrame = spark.table(value) if isinstance(value, str) else value  # type: ignore[assignment]
         frame.write.mode("overwrite").parquet(str(folder / name))
     return folder
+
+
+def spark_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a failing Spark job raises in Python (to report them in one line)."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    return (PySparkException, Py4JError)
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation, pathway: Pathway,

@@ -278,10 +278,15 @@ def run_population(
                             pathway_mode=pathway_mode, engine=engine, work_dir=work_dir)
         if spark is not None:
             assert work_dir is not None
-            done = spark_engine.evaluate(con, compiled, book.pathway, info, spark=spark,
-                                         work_dir=work_dir / "exchange",
-                                         keep_facts=keep_facts,
-                                         finding_rulesets=finding_rulesets, lap=lap, say=say)
+            try:
+                done = spark_engine.evaluate(con, compiled, book.pathway, info, spark=spark,
+                                             work_dir=work_dir / "exchange",
+                                             keep_facts=keep_facts,
+                                             finding_rulesets=finding_rulesets, lap=lap,
+                                             say=say)
+            except spark_engine.spark_errors() as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise IntRulesError(f"population run failed on Spark: {first}") from exc
         else:
             done = duckdb_engine.evaluate(con, compiled, book.pathway, info,
                                           pathway_mode=pathway_mode, keep_facts=keep_facts,
