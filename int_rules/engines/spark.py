@@ -161,56 +161,55 @@ def evaluate(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation, pathw
         raise ValueError(f"keep_facts: no such fact(s): {', '.join(unknown)}")
     inputs = work_dir / "in"
     outputs = work_dir / "out"
-    say("sending the tables to Spark", 0.45)
-    rows_needed = any(compiled.items_at(level, "ev_all")
-                      for level in range(2, compiled.max_level + 1))
-    views = _send(con, spark, inputs, (*_INPUTS, *(("__rows_ev",) if rows_needed else ())))
-    say("replaying the caseload pathway", 0.5)
-    _temp(spark, "items", shared.items_sql(compiled), cache=True)
-    signatures = _pathway(con, spark, pathway, compiled, info, outputs)
-    lap("pathway")
-    say("computing facts", 0.6)
-    queries = shared.fact_queries(compiled)
-    for name, sql, level in queries.tables:
-        say(f"computing facts (level {level})", 0.65)
-        _temp(spark, name, sql, cache=True)
-    facts = _temp(spark, "facts", queries.facts, cache=True)
-    _write(facts, outputs / _file("facts"))
-    lap("facts")
-    say("evaluating rules", 0.8)
-    cm = _temp(spark, "__cm", shared.mask_sql(compiled, keep_facts), cache=True)
-    _write(cm, outputs / _file("__cm"))
-    n_masks = shared.mask_columns(compiled)
-    mcols = [f"m{k}" for k in range(n_masks)]
-    distinct = [tuple(int(row[c]) for c in mcols) for row in cm.select(*mcols).distinct()
-                .collect()]
+    views = _Views(spark)
+    try:
+        say("sending the tables to Spark", 0.45)
+        rows_needed = any(compiled.items_at(level, "ev_all")
+                          for level in range(2, compiled.max_level + 1))
+        _send(con, views, inputs, (*_INPUTS, *(("__rows_ev",) if rows_needed else ())))
+        say("replaying the caseload pathway", 0.5)
+        views.sql("items", shared.items_sql(compiled), cache=True)
+        signatures = _pathway(con, views, pathway, compiled, info, outputs)
+        lap("pathway")
+        say("computing facts", 0.6)
+        queries = shared.fact_queries(compiled)
+        for name, sql, level in queries.tables:
+            say(f"computing facts (level {level})", 0.65)
+            views.sql(name, sql, cache=True)
+        facts = views.sql("facts", queries.facts, cache=True)
+        _write(facts, outputs / _file("facts"))
+        lap("facts")
+        say("evaluating rules", 0.8)
+        cm = views.sql("__cm", shared.mask_sql(compiled, keep_facts), cache=True)
+        _write(cm, outputs / _file("__cm"))
+        n_masks = shared.mask_columns(compiled)
+        mcols = [f"m{k}" for k in range(n_masks)]
+        distinct = [tuple(int(row[c]) for c in mcols)
+                    for row in cm.select(*mcols).distinct().collect()]
+    finally:
+        views.drop()
     for name in ("facts", "__cm"):
         _receive(con, name, outputs / _file(name))
     shared.resolve_rules(con, compiled, distinct, finding_rulesets or {})
     shared.findings(con, n_masks)
-    _drop(spark, [*views, "items", *(t for t, _s, _l in queries.tables), "facts", "__cm",
-                  "__pe", "__psig", "__pw_res", "pw"])
     lap("rules")
     return shared.EngineRun(signatures, len(distinct))
 
 
-def _send(con: duckdb.DuckDBPyConnection, spark: SparkSession, folder: Path,
-          names: Sequence[str]) -> list[str]:
+def _send(con: duckdb.DuckDBPyConnection, views: _Views, folder: Path,
+          names: Sequence[str]) -> None:
     """Each of the validated tables ``names`` on ``con`` (those present) written to Parquet and
     read as a Spark temp view of the same name."""
     folder.mkdir(parents=True, exist_ok=True)
     present = {str(r[0]) for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary UNION ALL "
         "SELECT view_name FROM duckdb_views() WHERE temporary").fetchall()}
-    sent = []
     for name in names:
         if name not in present:
             continue
         path = folder / _file(name)
         con.execute(f"COPY (SELECT * FROM {name}) TO {literal(str(path))} (FORMAT parquet)")
-        spark.read.parquet(str(path)).createOrReplaceTempView(name)
-        sent.append(name)
-    return sent
+        views.add(name, views.spark.read.parquet(str(path)))
 
 
 def _file(name: str) -> str:
@@ -218,12 +217,31 @@ def _file(name: str) -> str:
     return f"t{name}.parquet"
 
 
-def _temp(spark: SparkSession, name: str, sql: str, *, cache: bool = False) -> DataFrame:
-    frame = spark.sql(sql)
-    if cache:
-        frame = frame.cache()
-    frame.createOrReplaceTempView(name)
-    return frame
+class _Views:
+    """The temp views (and cached frames) one run makes on the session, dropped when it ends:
+    a session runs one population at a time."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self.names: list[str] = []
+        self.cached: list[DataFrame] = []
+
+    def add(self, name: str, frame: DataFrame, *, cache: bool = False) -> DataFrame:
+        if cache:
+            frame = frame.cache()
+            self.cached.append(frame)
+        frame.createOrReplaceTempView(name)
+        self.names.append(name)
+        return frame
+
+    def sql(self, name: str, sql: str, *, cache: bool = False) -> DataFrame:
+        return self.add(name, self.spark.sql(sql), cache=cache)
+
+    def drop(self) -> None:
+        for frame in self.cached:
+            frame.unpersist()
+        for name in self.names:
+            self.spark.catalog.dropTempView(name)
 
 
 def _write(frame: DataFrame, path: Path) -> None:
@@ -238,22 +256,15 @@ def _receive(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
                 f"SELECT * FROM read_parquet({parts}) ORDER BY pid")
 
 
-def _drop(spark: SparkSession, views: Sequence[str]) -> None:
-    for view in views:
-        if spark.catalog.tableExists(view):
-            spark.table(view).unpersist()
-        spark.catalog.dropTempView(view)
-
-
-def _pathway(con: duckdb.DuckDBPyConnection, spark: SparkSession, pathway: Pathway,
+def _pathway(con: duckdb.DuckDBPyConnection, views: _Views, pathway: Pathway,
              compiled: CompiledPopulation, info: shared.PathwayCodes, outputs: Path) -> int:
     """``pw`` and ``__psig`` on Spark (and back on ``con``), ``__pw_res`` on both; returns how
     many distinct signatures were replayed. The signature is the DuckDB engine's, character
     for character: ``<day rank>:<code>`` in replay order, then ``|on`` when the last falls on
     as_of (see :mod:`int_rules.engines.duckdb`)."""
     a = compiled.dialect.literal(compiled.as_of)
-    _temp(spark, "__pe", shared.pathway_events_sql(compiled, info))
-    psig = _temp(spark, "__psig", f"""
+    views.sql("__pe", shared.pathway_events_sql(compiled, info))
+    psig = views.sql("__psig", f"""
         SELECT pid,
                concat(array_join(transform(ordered, x -> concat(CAST(x.dr AS STRING), ':',
                                                                  x.code)), ','),
@@ -271,9 +282,9 @@ def _pathway(con: duckdb.DuckDBPyConnection, spark: SparkSession, pathway: Pathw
     res_path = outputs / _file("__pw_res")
     res_path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.select(keep), str(res_path))
-    spark.read.parquet(str(res_path)).createOrReplaceTempView("__pw_res")
+    views.add("__pw_res", views.spark.read.parquet(str(res_path)))
     may_cols = "".join(f", r.may_{name} AS pw_may_{name}" for name in compiled.may_record)
-    pw = _temp(spark, "pw", f"""
+    pw = views.sql("pw", f"""
         SELECT p.pid, r.sig AS pw_sig, r.state AS pw_state,
                element_at(s.dates, r.entered_pos) AS pw_entered,
                r.n_findings AS pw_n_findings{may_cols}
