@@ -483,6 +483,44 @@ def test_a_run_that_stops_writes_nothing(failure: BaseException, base_extract: P
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_ctrl_c_while_the_outputs_move_into_place_takes_effect_after_the_last(
+        base_extract: Path, row_run: tuple[Path, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Ctrl-C between two of the moves never leaves new files beside old ones: it is held
+    until every output is in place, then the command stops as interrupted."""
+    import os
+    import signal
+
+    from int_rules.population import staging
+
+    out = tmp_path / "out"
+    shutil.copytree(row_run[0], out)  # the outputs of an earlier run
+    real_replace = os.replace
+    moved: list[str] = []
+
+    def replace_then_interrupt(src: Path, dst: Path) -> None:
+        real_replace(src, dst)
+        moved.append(Path(dst).name)
+        if len(moved) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(staging.os, "replace", replace_then_interrupt)
+    code = main(["population", str(base_extract), "--as-of", "2026-03-30", "--out", str(out),
+                 "--quiet"])
+    assert code == 130 and capsys.readouterr().err == "interrupted\n"
+    assert len(moved) > 3 and moved[-1] == "run_summary.json"
+    run_ids = set()
+    for name in moved:
+        lines = (out / name).read_text(encoding="utf-8").splitlines() \
+            if name.endswith(".csv") else []
+        if len(lines) > 1:
+            header, first = lines[:2]
+            if "run_id" in header.split(","):
+                run_ids.add(first.split(",")[header.split(",").index("run_id")])
+    summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
+    assert run_ids <= {summary["run_id"]}, "files of two runs side by side"
+
+
 #: Where the command starts: the installed console script, and ``python -m int_rules``.
 _SCRIPT = Path(sys.executable).with_name("int-rules")
 _ENTRIES = {"int-rules": [str(_SCRIPT)], "python -m int_rules": [sys.executable, "-m",

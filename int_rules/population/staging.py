@@ -15,10 +15,13 @@ from what the run reads, so the same inputs give the same id, and the same bytes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+import signal
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -36,6 +39,31 @@ _PREFIX = ".int-rules-staging-"
 
 class OutputError(IntRulesError):
     """An output directory or file that cannot be written (the run stops; exit code 2)."""
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM while the outputs are moved, so that the directory
+    never holds some files of the new run beside others of the old one: a signal that arrives
+    meanwhile is noted, and raised again, to its own handler, once the last file is in place.
+    (Only the main thread can set signal handlers; elsewhere this holds nothing.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        arrived.append(signum)
+
+    held = [signal.SIGINT, signal.SIGTERM]
+    before = {sig: signal.signal(sig, note) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)
 
 
 def _why(exc: OSError) -> str:
@@ -96,12 +124,13 @@ class Staging:
             if not (self.dir / name).is_file():
                 raise OutputError(f"{self.dir / name}: was not written")
         try:
-            for name in OUTPUT_NAMES:
-                old = self.out_dir / name
-                if name not in names and old.is_file():
-                    old.unlink()
-            for name in names:
-                os.replace(self.dir / name, self.out_dir / name)
+            with _signals_held():
+                for name in OUTPUT_NAMES:
+                    old = self.out_dir / name
+                    if name not in names and old.is_file():
+                        old.unlink()
+                for name in names:
+                    os.replace(self.dir / name, self.out_dir / name)
         except OSError as exc:
             raise OutputError(f"cannot move the outputs into '{self.out_dir}': "
                               f"{_why(exc)}") from None
