@@ -439,13 +439,25 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
     stamp = (f"{sha} AS rulebook_sha256, {status} AS rulebook_status, {literal(run_id)} AS "
              f"run_id, DATE {literal(run.as_of.isoformat())} AS as_of")
     extra = f", {stamp}"
+    # The worklists' fact columns, computed once for both results files (not once each).
+    facts_table = "facts_out"
+    if worklists is not None and worklists.columns:
+        picked = ", ".join(dict.fromkeys(fact_column(c.fact) for c in worklists.columns))
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE __wl_facts AS SELECT pid, {picked} "
+                        "FROM facts_out ORDER BY pid")
+        except duckdb.Error as exc:
+            raise PopulationInputError(f"cannot gather the results' fact columns: "
+                                       f"{exc}") from None
+        facts_table = "__wl_facts"
     # Single-valued outputs as scalars, and the worklists' fact columns (see .columns).
     copy("results_parquet", results_select(_results_sql(run.compiled, False, extra, False),
-                                           run.book, worklists, False), "results.parquet")
+                                           run.book, worklists, False, facts_table),
+         "results.parquet")
     # The outputs' text cells were neutralised once per distinct mask or signature; the rest
     # (the patient's own columns, the worklist facts) once per patient, as for every CSV.
     copy("results_csv", results_select(_results_sql(run.compiled, True, extra, False),
-                                       run.book, worklists, True), "results.csv",
+                                       run.book, worklists, True, facts_table), "results.csv",
          _result_columns(run.compiled, True, False)[3])
     if with_facts:
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
