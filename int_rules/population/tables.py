@@ -891,10 +891,13 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
     keep = "TRUE"
     if events:
         say("checking SNOMED CT codes")
-        any_bad = _check_codes(con, src, keep_codes)
+        any_bad, kept = _check_codes(con, src, keep_codes)
         code_join = "LEFT JOIN __codes c ON c.raw = s.code"
         code_col = ", c.code"
-        keep = "c.keep"
+        # The codes as written that the engine reads, also as a list the scan can filter on
+        # before any other cell is checked (few events have one; the join alone would check
+        # every row first).
+        keep = f"c.keep AND s.code IN {_in_list(kept)}" if kept else "FALSE"
         if any_bad:
             row_bad = "(s.bad OR c.bad_why IS NOT NULL)"
             why = "NULLIF(concat_ws('; ', s.reason, c.bad_why), '')"
@@ -958,10 +961,11 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
     con.execute(f"DROP TABLE __pa_{t}")
 
 
-def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | None) -> bool:
+def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | None
+                 ) -> tuple[bool, list[str]]:
     """``__codes`` (raw, code, bad_why, keep): every distinct code as written, trimmed and
     checked once (format, partition, Verhoeff check digit); ``keep`` when the engine reads it.
-    Returns whether any code is bad."""
+    Returns whether any code is bad, and the codes as written that are kept (sorted)."""
     raws = [r[0] for r in con.execute(
         f"SELECT DISTINCT code FROM {src} WHERE code IS NOT NULL").fetchall()]
     wanted: set[str] = set()
@@ -988,7 +992,8 @@ def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | Non
         con.execute("CREATE OR REPLACE TEMP TABLE __codes AS SELECT * FROM __codes_arrow")
     finally:
         con.unregister("__codes_arrow")
-    return any(why is not None for _, _, why, _ in rows)
+    return (any(why is not None for _, _, why, _ in rows),
+            sorted(str(raw) for raw, _, _, kept in rows if kept))
 
 
 def _patient_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
