@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import int_rules
@@ -512,3 +513,32 @@ def test_formula_cells_are_neutralised_in_csv(base_extract: Path, tmp_path: Path
     assert rows[0]["neighbourhood"] == "'=HYPERLINK(\"http://x\")"
     dashboard = (tmp_path / "out" / "dashboard.csv").read_text(encoding="utf-8")
     assert "\n=HYPERLINK" not in dashboard and "'=HYPERLINK" in dashboard
+
+
+def test_formula_like_rule_output_text_is_neutralised_in_csv_only(base_extract: Path,
+                                                                   tmp_path: Path) -> None:
+    """A value a rule outputs that starts with '=' (a copy of the rulebook whose cohort that
+    codes cannot show is named '=advanced_disease') reaches results.csv made safe for
+    spreadsheets, and results.parquet as written."""
+    repo = Path(int_rules.__file__).resolve().parent.parent
+    shutil.copytree(repo / "rulesets", tmp_path / "rulesets")
+    shutil.copytree(repo / "codelists", tmp_path / "codelists")
+    path = tmp_path / "rulesets" / "identification.yaml"
+    text = path.read_text(encoding="utf-8")
+    for old, new in (("values: [advanced_disease]", 'values: ["=advanced_disease"]'),
+                     ("{cannot_check_from_codes: advanced_disease}",
+                      '{cannot_check_from_codes: "=advanced_disease"}')):
+        assert old in text
+        text = text.replace(old, new)
+    path.write_text(text, encoding="utf-8")
+    assert main(["population", str(base_extract), "--as-of", AS_OF, "--out",
+                 str(tmp_path / "out"), "--quiet", "--rules", str(tmp_path / "rulesets")]) == 0
+    column = "identification_cannot_check_from_codes"
+    with (tmp_path / "out" / "results.csv").open(newline="", encoding="utf-8") as fh:
+        in_csv = [r[column] for r in csv.DictReader(fh)]
+    in_parquet = [r[0] for r in duckdb.sql(
+        f"SELECT {column} FROM read_parquet('{tmp_path / 'out' / 'results.parquet'}')"
+    ).fetchall()]
+    assert "'=advanced_disease" in in_csv
+    assert in_csv == [f"'{v}" if v else "" for v in in_parquet]
+    assert set(in_parquet) <= {"=advanced_disease", None}
