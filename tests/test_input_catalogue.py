@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import int_rules
@@ -632,3 +633,32 @@ def test_the_entry_point_imports_nothing_before_its_ctrl_c_handler() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True, timeout=60)
     assert done.stdout.strip() == "[]"
+
+
+def test_formula_like_rule_output_text_is_neutralised_in_csv_only(base_extract: Path,
+                                                                   tmp_path: Path) -> None:
+    """A value a rule outputs that starts with '=' (a copy of the rulebook whose cohort that
+    codes cannot show is named '=advanced_disease') reaches results.csv made safe for
+    spreadsheets, and results.parquet as written."""
+    repo = Path(int_rules.__file__).resolve().parent.parent
+    shutil.copytree(repo / "rulesets", tmp_path / "rulesets")
+    shutil.copytree(repo / "codelists", tmp_path / "codelists")
+    path = tmp_path / "rulesets" / "identification.yaml"
+    text = path.read_text(encoding="utf-8")
+    for old, new in (("values: [advanced_disease]", 'values: ["=advanced_disease"]'),
+                     ("{cannot_check_from_codes: advanced_disease}",
+                      '{cannot_check_from_codes: "=advanced_disease"}')):
+        assert old in text
+        text = text.replace(old, new)
+    path.write_text(text, encoding="utf-8")
+    assert main(["population", str(base_extract), "--as-of", AS_OF, "--out",
+                 str(tmp_path / "out"), "--quiet", "--rules", str(tmp_path / "rulesets")]) == 0
+    column = "identification_cannot_check_from_codes"
+    with (tmp_path / "out" / "results.csv").open(newline="", encoding="utf-8") as fh:
+        in_csv = [r[column] for r in csv.DictReader(fh)]
+    in_parquet = [r[0] for r in duckdb.sql(
+        f"SELECT {column} FROM read_parquet('{tmp_path / 'out' / 'results.parquet'}')"
+    ).fetchall()]
+    assert "'=advanced_disease" in in_csv
+    assert in_csv == [f"'{v}" if v else "" for v in in_parquet]
+    assert set(in_parquet) <= {"=advanced_disease", None}

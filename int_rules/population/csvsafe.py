@@ -9,9 +9,11 @@ changed here: CSV quoting keeps them inside their cell.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import duckdb
 
-__all__ = ["FORMULA_STARTS", "neutralise", "safe_csv_select"]
+__all__ = ["FORMULA_STARTS", "neutralise", "neutralise_sql", "safe_csv_select"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -25,17 +27,27 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def safe_csv_select(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    """``sql`` with every text column's formula-like cells neutralised (same columns, order)."""
+_STARTS = "[" + ", ".join("'" + s.replace("'", "''") + "'" for s in FORMULA_STARTS) + "]"
+
+
+def neutralise_sql(expr: str) -> str:
+    """SQL for :func:`neutralise` of the text ``expr`` (NULL stays NULL)."""
+    return f"CASE WHEN list_contains({_STARTS}, {expr}[1]) THEN '''' || {expr} ELSE {expr} END"
+
+
+def safe_csv_select(con: duckdb.DuckDBPyConnection, sql: str,
+                    neutralised: Collection[str] = ()) -> str:
+    """``sql`` with every text column's formula-like cells neutralised (same columns, order).
+
+    ``neutralised`` names columns that ``sql`` has already neutralised (looked up from a small
+    table whose cells were neutralised once, say): they are left as they are."""
     described = con.execute(f"DESCRIBE SELECT * FROM ({sql})").fetchall()
-    starts = "[" + ", ".join("'" + s.replace("'", "''") + "'" for s in FORMULA_STARTS) + "]"
     cols = []
     for row in described:
         name, typ = str(row[0]), str(row[1]).upper()
         col = _ident(name)
-        if typ == "VARCHAR":
-            cols.append(f"CASE WHEN list_contains({starts}, {col}[1]) THEN '''' || {col} "
-                        f"ELSE {col} END AS {col}")
+        if typ == "VARCHAR" and name not in neutralised:
+            cols.append(f"{neutralise_sql(col)} AS {col}")
         else:
             cols.append(col)
     return f"SELECT {', '.join(cols)} FROM ({sql})"

@@ -37,7 +37,7 @@ from ..errors import IntRulesError
 from ..review.approvals import overall_status as least_approved
 from ..review.approvals import status_of
 from .columns import results_select
-from .csvsafe import safe_csv_select
+from .csvsafe import neutralise_sql, safe_csv_select
 from .memory import MEMORY_DIR, ArrowStreamExportable, register_tables
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
 
@@ -269,9 +269,12 @@ def run_population(
         duckdb_engine.code_tables(con, compiled, info)
         say("reading and checking the tables", 0.0)
         found = register_tables(con, data_dir) if isinstance(data_dir, Mapping) else None
+        # Both kinds of aggregate are computed in the pass that counts the rows, for every
+        # patient, so the engine's candidate filter (which patients the latter can concern)
+        # is not needed.
+        plain, person, _candidates = duckdb_engine.row_aggregates(compiled)
         loaded = load_tables(con, directory, lambda m: say(m, 0.1), keep_codes="__relevant",
-                             aggregates={"ev": RowAggregates(
-                                 *duckdb_engine.row_aggregates(compiled))},
+                             aggregates={"ev": RowAggregates(plain, person)},
                              found=found)
         lap("read_and_validate")
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
@@ -336,43 +339,53 @@ def _results(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation) -> No
 
 
 def _result_columns(compiled: CompiledPopulation, text: bool, codes: bool = True
-                    ) -> tuple[list[str], list[str], list[str]]:
-    """(columns, lists of ``__rdim`` by mask, lists of ``__pw_res`` by signature) of the
-    results (``text``: lists as ``a; b`` strings, for CSV; ``codes``: with the pathway codes
-    that may be recorded next, which the output files leave out: they follow from the state and
-    are the same for everyone in it)."""
+                    ) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(columns, lists of ``__rdim`` by mask, lists of ``__pw_res`` by signature, the text
+    columns neutralised for spreadsheets) of the results (``text``: lists as ``a; b``
+    strings, for CSV, every text cell neutralised once per mask or signature (see csvsafe),
+    not once per patient; ``codes``: with the pathway codes that may be recorded next, which
+    the output files leave out: they follow from the state and are the same for everyone in
+    it)."""
     cols = ["b.patient_id", "b.practice", "b.neighbourhood", "b.gp_system", "b.sex", "b.age",
             "b.date_of_death"]
     by_mask: list[str] = []
     by_sig: list[str] = []
+    neutralised: list[str] = []
 
-    def mask(src: str, name: str) -> None:
-        by_mask.append(f"list({src} ORDER BY mask_idx) AS {name}")
+    def cell(src: str, name: str, is_text: bool) -> str:
+        if text and is_text:
+            neutralised.append(name)
+            return neutralise_sql(src)
+        return src
+
+    def mask(src: str, name: str, is_text: bool) -> None:
+        by_mask.append(f"list({cell(src, name, is_text)} ORDER BY mask_idx) AS {name}")
         cols.append(f"d.{name}[b.mask_idx] AS {name}")
 
     def sig(src: str, name: str) -> None:
-        by_sig.append(f"list({src} ORDER BY sig_idx) AS {name}")
+        by_sig.append(f"list({cell(src, name, True)} ORDER BY sig_idx) AS {name}")
         cols.append(f"r.{name}[b.sig_idx] AS {name}")
 
     for rs in compiled.rulesets:
-        for key in rs.outputs:
+        for key, otype in rs.outputs.items():
             col = output_column(rs.id, key)
-            mask(f"{col}__text" if text and rs.hit_policy == "collect" else col, col)
+            joined = text and rs.hit_policy == "collect"
+            mask(f"{col}__text" if joined else col, col, joined or otype != "bool")
     cols += ["b.pathway_state", "b.pathway_entered"]
     suffix = "_text" if text else ""
     sig(f"next_steps{suffix}", "pathway_next_steps")
     if codes:
         sig(f"next_codes{suffix}", "pathway_next_codes")
     sig(f"finding_ids{suffix}", "pathway_findings")
-    mask(f"rule_ids{suffix}", "rule_ids")
+    mask(f"rule_ids{suffix}", "rule_ids", True)
     cols.append("b.rejected_rows")
-    return cols, by_mask, by_sig
+    return cols, by_mask, by_sig, neutralised
 
 
 def _results_sql(compiled: CompiledPopulation, text: bool, extra: str = "",
                  codes: bool = True) -> str:
     """The results, one row per assessed patient in input order (``b.pid`` first)."""
-    cols, by_mask, by_sig = _result_columns(compiled, text, codes)
+    cols, by_mask, by_sig, _neutralised = _result_columns(compiled, text, codes)
     return (f"WITH d AS (SELECT {', '.join(by_mask)} FROM __rdim), "
             f"r AS (SELECT {', '.join(by_sig)} FROM __pw_res) "
             f"SELECT b.pid, {', '.join(cols)}{extra} FROM __res b, d, r")
@@ -475,13 +488,13 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
     sha = literal(run.book.sha256)
     paths: dict[str, Path] = {}
 
-    def copy(name: str, sql: str, filename: str) -> None:
+    def copy(name: str, sql: str, filename: str, neutralised: Sequence[str] = ()) -> None:
         path = out_dir / filename
         if filename.endswith(".parquet"):
             opts = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{meta_sql}}}"
         else:
             opts = "FORMAT csv, HEADER true"
-            sql = safe_csv_select(con, sql)
+            sql = safe_csv_select(con, sql, neutralised)
         try:
             con.execute(f"COPY ({sql}) TO {literal(str(path))} ({opts})")
         except duckdb.Error as exc:
@@ -493,11 +506,26 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
     stamp = (f"{sha} AS rulebook_sha256, {status} AS rulebook_status, {literal(run_id)} AS "
              f"run_id, DATE {literal(run.as_of.isoformat())} AS as_of")
     extra = f", {stamp}"
+    # The worklists' fact columns, computed once for both results files (not once each).
+    facts_table = "facts_out"
+    if worklists is not None and worklists.columns:
+        picked = ", ".join(dict.fromkeys(fact_column(c.fact) for c in worklists.columns))
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE __wl_facts AS SELECT pid, {picked} "
+                        "FROM facts_out ORDER BY pid")
+        except duckdb.Error as exc:
+            raise PopulationInputError(f"cannot gather the results' fact columns: "
+                                       f"{exc}") from None
+        facts_table = "__wl_facts"
     # Single-valued outputs as scalars, and the worklists' fact columns (see .columns).
     copy("results_parquet", results_select(_results_sql(run.compiled, False, extra, False),
-                                           run.book, worklists, False), "results.parquet")
+                                           run.book, worklists, False, facts_table),
+         "results.parquet")
+    # The outputs' text cells were neutralised once per distinct mask or signature; the rest
+    # (the patient's own columns, the worklist facts) once per patient, as for every CSV.
     copy("results_csv", results_select(_results_sql(run.compiled, True, extra, False),
-                                       run.book, worklists, True), "results.csv")
+                                       run.book, worklists, True, facts_table), "results.csv",
+         _result_columns(run.compiled, True, False)[3])
     if with_facts:
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
         copy("facts_parquet", f"SELECT patient_id, {fact_cols} FROM facts_out ORDER BY pid",

@@ -889,10 +889,11 @@ def estimate(units: Units | Sequence[tuple[Any, ...]], level: float, min_matched
 
 def _did(y: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64],
          groups: NDArray[np.int64], level: float) -> tuple[float, float, float]:
-    import statsmodels.api as sm
+    # The one model needed, not statsmodels.api (which imports every model: a second or so).
+    from statsmodels.regression.linear_model import WLS
 
-    fit = sm.WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups},
-                                      use_t=True)
+    fit = WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups},
+                                   use_t=True)
     ci = fit.conf_int(alpha=1 - level)
     return float(fit.params[3]), float(ci[3][0]), float(ci[3][1])
 

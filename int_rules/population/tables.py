@@ -668,17 +668,15 @@ def _target_columns(spec: TableSpec) -> list[str]:
 
 @dataclass(frozen=True)
 class RowAggregates:
-    """Per-patient aggregates the engine wants computed while the rows of a table are counted.
+    """Per-patient aggregates the engine wants computed while the rows of a table are counted
+    (in the same pass over the rows).
 
     ``plain`` read only the row (and ``__ok``: the row is accepted); ``person`` also read the
-    patient's ``dob``/``dod`` and are computed only for patients for whom ``candidate`` (SQL over
-    ``__min_d``, ``__max_d``: the patient's earliest and latest accepted dates, ``dob``, ``dod``)
-    holds; for the others they are empty (count 0, exists false, dates NULL).
+    patient's ``dob``/``dod`` (NULL for a patient who is not accepted, whose rows are left out).
     """
 
     plain: Sequence[tuple[str, str]] = ()
     person: Sequence[tuple[str, str]] = ()
-    candidate: str = "TRUE"
 
 
 def load_tables(
@@ -893,36 +891,42 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
     keep = "TRUE"
     if events:
         say("checking SNOMED CT codes")
-        any_bad = _check_codes(con, src, keep_codes)
+        any_bad, kept = _check_codes(con, src, keep_codes)
         code_join = "LEFT JOIN __codes c ON c.raw = s.code"
         code_col = ", c.code"
-        keep = "c.keep"
+        # The codes as written that the engine reads, also as a list the scan can filter on
+        # before any other cell is checked (few events have one; the join alone would check
+        # every row first).
+        keep = f"c.keep AND s.code IN {_in_list(kept)}" if kept else "FALSE"
         if any_bad:
             row_bad = "(s.bad OR c.bad_why IS NOT NULL)"
             why = "NULLIF(concat_ws('; ', s.reason, c.bad_why), '')"
-    # 1. One pass: counts and the engine's per-patient aggregates, grouped by the patient_id as
-    #    written (cheaper than joining every row to the patients first). The codes are joined
-    #    only when some are bad (the aggregates here never read them).
+    # 1. One pass: counts and the engine's per-patient aggregates (those that read the
+    #    patient's dates too), each row joined to its patient_id's entry (accepted or not, or
+    #    none: not in the patients table) and grouped by the patient_id as written. The codes
+    #    are joined only when some are bad (the aggregates here never read them).
     say(f"counting {spec.name} rows")
-    plain = "".join(f", {sql} AS {name}" for name, sql in aggs.plain)
+    plain = "".join(f", {sql} AS {name}" for name, sql in (*aggs.plain, *aggs.person))
     pa_join = code_join if row_bad != "s.bad" else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE __pa_{t} AS
-        SELECT patient_id, count(*) AS __n, count(*) FILTER (WHERE NOT __ok) AS __n_bad,
+        SELECT patient_id, any_value(__pid) AS __pid, any_value(__accepted) AS __accepted,
+               count(*) AS __n, count(*) FILTER (WHERE NOT __ok) AS __n_bad,
                min({date_col}) FILTER (WHERE __ok) AS __min_d,
                max({date_col}) FILTER (WHERE __ok) AS __max_d{plain}
-        FROM (SELECT s.patient_id, s.seq, {sel}, NOT {row_bad} AS __ok FROM {src} s {pa_join})
+        FROM (SELECT s.patient_id, s.seq, {sel}, NOT {row_bad} AS __ok, i.pid AS __pid,
+                     i.accepted AS __accepted, i.dob, i.dod
+              FROM {src} s {pa_join} LEFT JOIN __ids i ON i.patient_id = s.patient_id)
         GROUP BY patient_id""")
-    plain_cols = "".join(f", a.{name}" for name, _ in aggs.plain)
+    agg_cols = "".join(f", {name}" for name, _ in (*aggs.plain, *aggs.person))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE __rowaggs_{t} AS
-        SELECT i.pid, a.__n, a.__n_bad, a.__min_d, a.__max_d{plain_cols}
-        FROM __pa_{t} a JOIN __ids i USING (patient_id) WHERE i.accepted""")
+        SELECT __pid AS pid, __n, __n_bad, __min_d, __max_d{agg_cols}
+        FROM __pa_{t} WHERE __accepted""")
     n_read, n_bad, n_orphan, n_rej = (int(x or 0) for x in con.execute(f"""
-        SELECT sum(a.__n), sum(a.__n_bad),
-               sum(a.__n - a.__n_bad) FILTER (WHERE i.pid IS NULL),
-               sum(a.__n - a.__n_bad) FILTER (WHERE i.pid IS NOT NULL AND NOT i.accepted)
-        FROM __pa_{t} a LEFT JOIN __ids i USING (patient_id)""").fetchall()[0])
+        SELECT sum(__n), sum(__n_bad), sum(__n - __n_bad) FILTER (WHERE __pid IS NULL),
+               sum(__n - __n_bad) FILTER (WHERE __pid IS NOT NULL AND NOT __accepted)
+        FROM __pa_{t}""").fetchall()[0])
     st.rows_read += n_read
     st.rows_rejected += n_bad + n_orphan
     st.rows_of_rejected_patients = n_rej
@@ -935,22 +939,6 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
         FROM (SELECT s.seq, s.patient_id, {sel}{code_col}
               FROM {src} s {code_join} WHERE NOT {row_bad} AND {keep}) x
         JOIN __ids i ON i.patient_id = x.patient_id AND i.accepted""")
-    # 3. Aggregates that read the patient's dates, only for the few patients they can concern
-    #    (a join to that short list, so no row is joined to the whole patients table).
-    if aggs.person:
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE __cand_{t} AS
-            SELECT i.patient_id, i.pid, i.dob, i.dod FROM __rowaggs_{t} a JOIN __ids i USING (pid)
-            WHERE {aggs.candidate}""")
-        person = ", ".join(f"{sql} AS {name}" for name, sql in aggs.person)
-        names = "".join(f", p.{name}" for name, _ in aggs.person)
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE __rowaggs_{t} AS
-            SELECT a.*{names} FROM __rowaggs_{t} a LEFT JOIN (
-                SELECT pid, {person}
-                FROM (SELECT k.pid, k.dob, k.dod, s.seq, {sel}, NOT {row_bad} AS __ok
-                      FROM {src} s JOIN __cand_{t} k USING (patient_id) {pa_join})
-                GROUP BY pid) p USING (pid)""")
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW __rows_{t} AS
         SELECT i.pid, s.seq, {sel}{code_col}, i.dob, i.dod, TRUE AS __ok
@@ -973,10 +961,11 @@ def _finish_rows(con: duckdb.DuckDBPyConnection, spec: TableSpec, st: TableStats
     con.execute(f"DROP TABLE __pa_{t}")
 
 
-def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | None) -> bool:
+def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | None
+                 ) -> tuple[bool, list[str]]:
     """``__codes`` (raw, code, bad_why, keep): every distinct code as written, trimmed and
     checked once (format, partition, Verhoeff check digit); ``keep`` when the engine reads it.
-    Returns whether any code is bad."""
+    Returns whether any code is bad, and the codes as written that are kept (sorted)."""
     raws = [r[0] for r in con.execute(
         f"SELECT DISTINCT code FROM {src} WHERE code IS NOT NULL").fetchall()]
     wanted: set[str] = set()
@@ -1003,7 +992,8 @@ def _check_codes(con: duckdb.DuckDBPyConnection, src: str, keep_codes: str | Non
         con.execute("CREATE OR REPLACE TEMP TABLE __codes AS SELECT * FROM __codes_arrow")
     finally:
         con.unregister("__codes_arrow")
-    return any(why is not None for _, _, why, _ in rows)
+    return (any(why is not None for _, _, why, _ in rows),
+            sorted(str(raw) for raw, _, _, kept in rows if kept))
 
 
 def _patient_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
