@@ -335,7 +335,6 @@ def _results(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation) -> No
         WHERE d.__conflict IS NULL
         ORDER BY p.pid""")
     con.execute(f"CREATE OR REPLACE TEMP VIEW results AS {_results_sql(compiled, False)}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW results AS {_results_sql(compiled, False)}")
 
 
 def _result_columns(compiled: CompiledPopulation, text: bool, codes: bool = True
