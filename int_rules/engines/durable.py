@@ -994,6 +994,40 @@ def _nothing(run: _Run, c: Any) -> None:
     """The anchor's action: nothing to record (it exists so every session runs an action)."""
 
 
+#: ``json.dumps(obj, ensure_ascii=False)`` (as durable_rules writes messages), one encoder.
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _first_key(message: str) -> str | None:
+    """The first key of a JSON object as durable_rules writes an action's message
+    (``{"RULE":{...}}``), or None when it is not plainly written (then it is decoded)."""
+    if not message.startswith('{"'):
+        return None
+    end = message.find('"', 2)
+    name = message[2:end]
+    return None if end < 0 or "\\" in name else name
+
+
+class _Matched:
+    """What an action started by ``Rules.drain`` is given: the session state (``s``) and the
+    matched messages by pattern name (``m``, ``x``...), decoded from JSON when first read."""
+
+    __slots__ = ("_message", "_name", "_patterns", "s")
+
+    def __init__(self, state: dict[str, Any], message: str, name: str) -> None:
+        self.s = state
+        self._message = message
+        self._name = name
+        self._patterns: dict[str, Any] | None = None
+
+    def __getattr__(self, pattern: str) -> Any:
+        if pattern.startswith("_"):
+            raise AttributeError(pattern)
+        if self._patterns is None:
+            self._patterns = json.loads(self._message)[self._name]
+        return self._patterns.get(pattern)
+
+
 def _free_rulesets(dre: Any, handles: list[Any]) -> None:
     for handle in handles:
         with contextlib.suppress(Exception):  # best effort, e.g. at interpreter shutdown
@@ -1019,9 +1053,95 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
 
     class Rules(engine.Ruleset):  # type: ignore[misc]
         def __init__(self, name: str, host: Any, definition: dict[str, Any]) -> None:
+            actions = {rule: spec["run"] for rule, spec in definition.items()}
             init_ruleset(self, name, host, definition)
+            self._plain_actions = actions
+
+        def drain(self, call: Callable[[Any, str], Any], text: str) -> None:
+            """Send ``text`` with ``call`` (``assert_fact``/``assert_facts``) and run every
+            action it starts, as ``engine.Ruleset.do_actions`` does (the same C calls, in the
+            same order) without decoding each matched message and the state from JSON and
+            writing the state back: these rules' actions only read them, so the state text
+            is handed back unchanged and a message is decoded only if an action reads it."""
+            handle = self._handle
+            result = call(handle, text)
+            if result[0] == 1:
+                raise engine.MessageNotHandledException(text)
+            if result[0] == 2:
+                raise engine.MessageObservedException(text)
+            state_handle = 0 if result[0] == 3 else result[1]
+            started = dre.start_action_for_state(handle, state_handle)
+            if not started:
+                return
+            state_text, message = started[0], started[1]
+            state = json.loads(state_text)
+            actions = self._plain_actions
+            while message:
+                name = _first_key(message)
+                action = actions.get(name) if name is not None else None
+                if name is None or action is None:
+                    name = next(iter(json.loads(message)))
+                    action = actions[name]
+                # As durable_rules' own promise, an action's exception does not stop the
+                # engine call: the action keeps it and the call re-raises it (see _action).
+                with contextlib.suppress(BaseException):
+                    action(_Matched(state, message, name))
+                dre.update_state(handle, state_text)
+                message = dre.complete_and_start_action(handle, state_handle)
+
+    class Call(engine.Closure):  # type: ignore[misc]
+        """``engine.Closure`` without its action lease (two clock reads per action): every
+        call here is synchronous, so an action never outlives its engine call."""
+
+        def __init__(self, host: Any, ruleset: Any, state: dict[str, Any],
+                     message: dict[str, Any], handle: Any) -> None:
+            self.host = host
+            self.s = engine.Content(state)
+            self._handle = handle
+            self._ruleset = ruleset
+            self._completed = False
+            self._deleted = False
+            self._m = message
+
+    def _done(error: Any) -> None:
+        """The end of an action's promise chain (synchronous ones report no error)."""
 
     class Chart(engine.Statechart):  # type: ignore[misc]
+        # engine.Ruleset's own methods (the chart's transitions call them), with one JSON
+        # encoder instead of a new one per call; the same text.
+        def assert_event(self, message: Any) -> Any:
+            return self._handle_result(dre.assert_event(self._handle, _JSON(message)), message)
+
+        def assert_fact(self, fact: Any) -> Any:
+            return self._handle_result(dre.assert_fact(self._handle, _JSON(fact)), fact)
+
+        def retract_fact(self, fact: Any) -> Any:
+            return self._handle_result(dre.retract_fact(self._handle, _JSON(fact)), fact)
+
+        def drain(self, call: Callable[[Any, str], Any], text: str) -> None:
+            """Send ``text`` with ``call`` and run every action it starts, as
+            ``engine.Ruleset.do_actions`` does (the same C calls in the same order, and
+            durable_rules' own promise chains, whose transitions move the chart), with a
+            :class:`Call` for each action."""
+            handle = self._handle
+            result = call(handle, text)
+            if result[0] == 1:
+                raise engine.MessageNotHandledException(text)
+            if result[0] == 2:
+                raise engine.MessageObservedException(text)
+            state_handle = 0 if result[0] == 3 else result[1]
+            started = dre.start_action_for_state(handle, state_handle)
+            if not started:
+                return
+            state = json.loads(started[0])
+            text = started[1]
+            while text:
+                name, message = next(iter(json.loads(text).items()))
+                c = Call(self._host, self, state, message, state_handle)
+                self._actions[name].run(c, _done)
+                dre.update_state(handle, _JSON(c.s._d))
+                text = dre.complete_and_start_action(handle, state_handle)
+
         @classmethod
         def build(cls, name: str, host: Any,
                   chart: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -1045,20 +1165,14 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             self._ruleset_directory[name] = ruleset
             self._ruleset_list.append(ruleset)
 
-        def _send(self, name: str, call: Callable[[Any, str], Any], text: str) -> None:
-            rules = self._ruleset_directory[name]
-            self._handle_function(
-                rules, lambda t: rules._handle_result(call(rules._handle, t), t), text, None
-            )
-
         def assert_text(self, name: str, text: str) -> None:
-            self._send(name, dre.assert_fact, text)
+            self._ruleset_directory[name].drain(dre.assert_fact, text)
 
         def assert_texts(self, name: str, text: str) -> None:
-            self._send(name, dre.assert_facts, text)
+            self._ruleset_directory[name].drain(dre.assert_facts, text)
 
         def post_text(self, name: str, text: str) -> None:
-            self._send(name, dre.assert_event, text)
+            self._ruleset_directory[name].drain(dre.assert_event, text)
 
     return SyncHost, Rules, Chart
 
