@@ -62,6 +62,14 @@ this module does about each:
   fact-to-fact comparison requires both fields present.
 * A rule with only ``$nex``/``$neq`` tests can match the session state object and loop:
   every rule starts with a positive discriminator (``KIND``) the state object never has.
+* durable_rules' Python host decodes every action's matched message (for a rule, the whole
+  record fact) and the session state from JSON, writes the state back and reads the clock
+  twice, per action: most of this engine's time. The host here makes the same C calls in the
+  same order (``start_action_for_state``, ``update_state``, ``complete_and_start_action``)
+  with less around them: a rule's action is found from the message's first key and the
+  message is decoded only if the action reads it (the state text, which these actions never
+  change, is handed back as it came); the statechart's actions run durable_rules' own
+  promise chains (its transitions) with a closure that holds no action lease.
 * Exceptions raised in actions are swallowed into the session state: actions catch them and
   they are re-raised after the engine call returns.
 * Facts fire every matching rule, events only the first: records are asserted as facts;
@@ -1104,7 +1112,22 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             self._m = message
 
     def _done(error: Any) -> None:
-        """The end of an action's promise chain (synchronous ones report no error)."""
+        """The end of an asynchronous promise chain (none of this engine's)."""
+
+    def _run_promises(promise: Any, c: Any) -> None:
+        """``engine.Promise.run`` for a chain of synchronous promises (each function, then
+        the next; an exception is kept in the state and the chain goes on), without the
+        lease timer it defines per call, a closure that refers to itself and so left every
+        action's closure and messages for the garbage collector."""
+        while promise is not None:
+            if not promise._sync:
+                promise.run(c, _done)
+                return
+            try:
+                promise._func(c)
+            except BaseException as error:
+                c.s.exception = f"exception caught {error}"
+            promise = promise._next
 
     class Chart(engine.Statechart):  # type: ignore[misc]
         # engine.Ruleset's own methods (the chart's transitions call them), with one JSON
@@ -1138,7 +1161,7 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             while text:
                 name, message = next(iter(json.loads(text).items()))
                 c = Call(self._host, self, state, message, state_handle)
-                self._actions[name].run(c, _done)
+                _run_promises(self._actions[name], c)
                 dre.update_state(handle, _JSON(c.s._d))
                 text = dre.complete_and_start_action(handle, state_handle)
 
