@@ -64,12 +64,13 @@ this module does about each:
   every rule starts with a positive discriminator (``KIND``) the state object never has.
 * durable_rules' Python host decodes every action's matched message (for a rule, the whole
   record fact) and the session state from JSON, writes the state back and reads the clock
-  twice, per action: most of this engine's time. The host here makes the same C calls in the
-  same order (``start_action_for_state``, ``update_state``, ``complete_and_start_action``)
-  with less around them: a rule's action is found from the message's first key and the
-  message is decoded only if the action reads it (the state text, which these actions never
-  change, is handed back as it came); the statechart's actions run durable_rules' own
-  promise chains (its transitions) with a closure that holds no action lease.
+  twice, per action: most of this engine's time. The host here drives the C engine the same
+  way (``start_action_for_state``, then ``complete_and_start_action`` until no action is
+  left) with less around it: a rule's action is found from the message's first key and the
+  message is decoded only if the action reads it; the state is written back only when an
+  action changed it (a rule's action never does; the chart's first transition marks it
+  running); the statechart's actions run durable_rules' own promise chains (its
+  transitions) with a closure that holds no action lease and no self-referring timer.
 * Exceptions raised in actions are swallowed into the session state: actions catch them and
   they are re-raised after the engine call returns.
 * Facts fire every matching rule, events only the first: records are asserted as facts;
@@ -1006,16 +1007,6 @@ def _nothing(run: _Run, c: Any) -> None:
 _JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def _first_key(message: str) -> str | None:
-    """The first key of a JSON object as durable_rules writes an action's message
-    (``{"RULE":{...}}``), or None when it is not plainly written (then it is decoded)."""
-    if not message.startswith('{"'):
-        return None
-    end = message.find('"', 2)
-    name = message[2:end]
-    return None if end < 0 or "\\" in name else name
-
-
 class _Matched:
     """What an action started by ``Rules.drain`` is given: the session state (``s``) and the
     matched messages by pattern name (``m``, ``x``...), decoded from JSON when first read."""
@@ -1067,10 +1058,11 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
 
         def drain(self, call: Callable[[Any, str], Any], text: str) -> None:
             """Send ``text`` with ``call`` (``assert_fact``/``assert_facts``) and run every
-            action it starts, as ``engine.Ruleset.do_actions`` does (the same C calls, in the
-            same order) without decoding each matched message and the state from JSON and
-            writing the state back: these rules' actions only read them, so the state text
-            is handed back unchanged and a message is decoded only if an action reads it."""
+            action it starts, as ``engine.Ruleset.do_actions`` does (``start_action_for_state``
+            then ``complete_and_start_action`` until no action is left), without decoding
+            each matched message and the state from JSON and writing the state back after
+            every action: these rules' actions never change the state, and a message is
+            decoded only if an action reads it."""
             handle = self._handle
             result = call(handle, text)
             if result[0] == 1:
@@ -1081,20 +1073,24 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             started = dre.start_action_for_state(handle, state_handle)
             if not started:
                 return
-            state_text, message = started[0], started[1]
-            state = json.loads(state_text)
+            state = json.loads(started[0])
+            message = started[1]
             actions = self._plain_actions
             while message:
-                name = _first_key(message)
-                action = actions.get(name) if name is not None else None
-                if name is None or action is None:
+                # The action's name is the message's first key: {"RULE":{...}}.
+                end = message.find('"', 2)
+                name = message[2:end]
+                action = (actions.get(name) if end > 2 and message.startswith('{"')
+                          and "\\" not in name else None)
+                if action is None:  # not plainly written: decode it
                     name = next(iter(json.loads(message)))
                     action = actions[name]
-                # As durable_rules' own promise, an action's exception does not stop the
-                # engine call: the action keeps it and the call re-raises it (see _action).
-                with contextlib.suppress(BaseException):
+                try:  # noqa: SIM105 - try/except costs less than suppress() per action
                     action(_Matched(state, message, name))
-                dre.update_state(handle, state_text)
+                except BaseException:
+                    # As durable_rules' own promise: an action's exception does not stop
+                    # the engine call; the action keeps it and the call re-raises it.
+                    pass
                 message = dre.complete_and_start_action(handle, state_handle)
 
     class Call(engine.Closure):  # type: ignore[misc]
@@ -1145,7 +1141,9 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             """Send ``text`` with ``call`` and run every action it starts, as
             ``engine.Ruleset.do_actions`` does (the same C calls in the same order, and
             durable_rules' own promise chains, whose transitions move the chart), with a
-            :class:`Call` for each action."""
+            :class:`Call` for each action; the state is written back when an action changed
+            it (durable_rules writes it after every action; here only the first transition
+            changes it, marking the chart running)."""
             handle = self._handle
             result = call(handle, text)
             if result[0] == 1:
@@ -1157,12 +1155,15 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             if not started:
                 return
             state = json.loads(started[0])
+            written = dict(state)
             text = started[1]
             while text:
                 name, message = next(iter(json.loads(text).items()))
-                c = Call(self._host, self, state, message, state_handle)
-                _run_promises(self._actions[name], c)
-                dre.update_state(handle, _JSON(c.s._d))
+                _run_promises(self._actions[name],
+                              Call(self._host, self, state, message, state_handle))
+                if state != written:  # the Call's state is this dict
+                    dre.update_state(handle, _JSON(state))
+                    written = dict(state)
                 text = dre.complete_and_start_action(handle, state_handle)
 
         @classmethod
