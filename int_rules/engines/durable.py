@@ -591,6 +591,9 @@ class _CompiledBook:
         self._lock = threading.Lock()
         self._sids = itertools.count(1)
         self._run: _Run | None = None
+        #: ``_allowed`` for a record with no event on ``as_of``: it depends on the state alone
+        #: (a memo of a pure function, bounded by the number of pathway states).
+        self._allowed_from: dict[tuple[str, frozenset[str]], frozenset[str]] = {}
         self.definitions: dict[str, Any] = {}
         host_cls, rules_cls, chart_cls = _classes(engine, dre)
         self._host = host_cls()
@@ -803,7 +806,20 @@ class _CompiledBook:
         Earlier days cannot change, so only ``as_of`` is walked.
         """
         day = [e for e in ordered if e[0] == as_of]
+        if not day:  # nothing recorded on as_of: the answer depends on the state alone
+            key = (before.state, codes)
+            found = self._allowed_from.get(key)
+            if found is None:
+                found = self._allowed_from[key] = self._allowed_on(before.state, day, as_of,
+                                                                    codes)
+            return found
         start = next((t.from_state for t in before.history if t.date == as_of), before.state)
+        return self._allowed_on(start, day, as_of, codes)
+
+    def _allowed_on(self, start: str, day: list[tuple[dt.date, int, str, str]],
+                    as_of: dt.date, codes: frozenset[str]) -> frozenset[str]:
+        """Which of ``codes`` may be recorded on ``as_of`` after ``day`` (that day's events,
+        in replay order) from ``start``, the state when the day began."""
         base = self._day_findings(start, day)
         out = []
         for code in codes:
@@ -1009,14 +1025,15 @@ _JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 class _Matched:
     """What an action started by ``Rules.drain`` is given: the session state (``s``) and the
-    matched messages by pattern name (``m``, ``x``...), decoded from JSON when first read."""
+    matched messages by pattern name (``m``, ``x``...), decoded from JSON when first read.
+    One per engine call, pointed at each action's message in turn."""
 
     __slots__ = ("_message", "_name", "_patterns", "s")
 
-    def __init__(self, state: dict[str, Any], message: str, name: str) -> None:
+    def __init__(self, state: dict[str, Any]) -> None:
         self.s = state
-        self._message = message
-        self._name = name
+        self._message = ""
+        self._name = ""
         self._patterns: dict[str, Any] | None = None
 
     def __getattr__(self, pattern: str) -> Any:
@@ -1076,6 +1093,7 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             state = json.loads(started[0])
             message = started[1]
             actions = self._plain_actions
+            matched = _Matched(state)
             while message:
                 # The action's name is the message's first key: {"RULE":{...}}.
                 end = message.find('"', 2)
@@ -1085,8 +1103,11 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
                 if action is None:  # not plainly written: decode it
                     name = next(iter(json.loads(message)))
                     action = actions[name]
+                matched._message = message
+                matched._name = name
+                matched._patterns = None
                 try:  # noqa: SIM105 - try/except costs less than suppress() per action
-                    action(_Matched(state, message, name))
+                    action(matched)
                 except BaseException:
                     # As durable_rules' own promise: an action's exception does not stop
                     # the engine call; the action keeps it and the call re-raises it.
