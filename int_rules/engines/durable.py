@@ -1178,14 +1178,54 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             state = json.loads(started[0])
             written = dict(state)
             text = started[1]
+            chains = self._chains
             while text:
                 name, message = next(iter(json.loads(text).items()))
-                _run_promises(self._actions[name],
-                              Call(self._host, self, state, message, state_handle))
-                if state != written:  # the Call's state is this dict
+                chain = chains.get(name)
+                if chain is not None and not isinstance(message.get("m"), list):
+                    self._run_chain(chain, state, message)
+                else:
+                    _run_promises(self._actions[name],
+                                  Call(self._host, self, state, message, state_handle))
+                if state != written:  # the actions' state is this dict
                     dre.update_state(handle, _JSON(state))
                     written = dict(state)
                 text = dre.complete_and_start_action(handle, state_handle)
+
+        def _run_chain(self, chain: tuple[Any, ...], state: dict[str, Any],
+                       message: dict[str, Any]) -> None:
+            """One action's promise chain, as ``engine.Promise.run`` runs it with a Closure:
+            a function of ours is called (an exception is kept in the state and the chain
+            goes on); a transition (``engine.To``) is ``To._execute`` step for step: mark
+            the chart running, retract the matched chart context (from a state with a
+            trigger to itself), and assert (or post) the new state's label; a message no
+            rule matches is ignored, as there."""
+            for promise in chain:
+                try:
+                    if not isinstance(promise, engine.To):
+                        matched = _Matched(state)
+                        matched._patterns = message
+                        promise._func(matched)
+                        continue
+                    state["running"] = True
+                    to_state = promise._to_state
+                    if promise._from_state == to_state:
+                        continue
+                    try:
+                        if promise._from_state:
+                            context = message["chart_context"]
+                            if "sid" not in context:
+                                context["sid"] = state.get("sid")
+                            self.retract_fact(context)
+                        label = {"label": to_state, "chart": 1, "sid": state.get("sid")}
+                        if promise._assert_state:
+                            self.assert_fact(label)
+                        else:
+                            self.assert_event(label)
+                    except engine.MessageNotHandledException:
+                        pass
+                except BaseException as error:
+                    state["exception"] = f"exception caught {error}"
 
         @classmethod
         def build(cls, name: str, host: Any,
@@ -1198,6 +1238,20 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             shape = {r: {k: v for k, v in d.items() if k != "run"} for r, d in rules.items()}
             init_ruleset(self, name, host, rules)
             self._definition = chart
+            #: Each action's promise chain, when every promise in it is synchronous: a
+            #: function of ours or a transition (the chains durable_rules builds from a
+            #: chart); others run through engine.Promise.
+            chains: dict[str, tuple[Any, ...]] = {}
+            self._chains = chains
+            for rule_name, root in self._actions.items():
+                chain = []
+                promise = root
+                while promise is not None:
+                    chain.append(promise)
+                    promise = promise._next
+                if all(p._sync and (isinstance(p, engine.To) or p._func.__module__ == __name__)
+                       for p in chain):
+                    chains[rule_name] = tuple(chain)
             return self, shape
 
     class SyncHost(engine.Host):  # type: ignore[misc]
