@@ -15,6 +15,8 @@ on the next run from Hypothesis's example database (``.hypothesis/``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -47,3 +49,35 @@ settings.load_profile(_profile)
 def book() -> Rulebook:
     """The bundled rulebook, loaded once per test session (it is immutable)."""
     return int_rules.load()
+
+
+#: Set (as CI does) to make a missing Spark (PySpark or Java) a failure instead of a skip.
+REQUIRE_SPARK_ENV = "INT_RULES_REQUIRE_SPARK"
+
+
+def _no_spark(reason: str) -> None:
+    if os.environ.get(REQUIRE_SPARK_ENV):
+        pytest.fail(f"{REQUIRE_SPARK_ENV} is set but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[Any]:
+    """One local Spark session for the whole test run (starting one takes 10-20 s): two cores,
+    two shuffle partitions, a 3 GB driver. Skips when PySpark or Java is missing."""
+    import shutil
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        _no_spark("the spark extra is not installed (pip install -e '.[spark]')")
+    if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
+        _no_spark("no Java runtime (Spark needs Java 17 or later)")
+    from int_rules.engines.spark import session
+
+    spark = session("local[2]", driver_memory="3g",
+                    config={"spark.sql.shuffle.partitions": "2",
+                            "spark.default.parallelism": "2"})
+    spark.sparkContext.setLogLevel("ERROR")
+    yield spark
+    spark.stop()

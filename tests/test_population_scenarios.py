@@ -1,4 +1,5 @@
-"""Every rule scenario (rulesets/tests/*.yaml) also holds through the population path.
+"""Every rule scenario (rulesets/tests/*.yaml) also holds through the population path, on
+each population engine (DuckDB, and Spark when the spark extra is installed).
 
 Scenarios sharing an as-of date and parameter overrides are written together as one extract
 (Parquet) and run once; each scenario is then checked by ``int_rules.scenarios.run_scenario``
@@ -34,10 +35,15 @@ def _book(overrides: dict[str, Any]) -> Rulebook:
     return int_rules.load(BOOK.directory, overrides={**BOOK.overrides, **overrides})
 
 
-@pytest.fixture(scope="module")
-def population_answers(tmp_path_factory: pytest.TempPathFactory
+@pytest.fixture(scope="module",
+                params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def population_answers(request: pytest.FixtureRequest,
+                       tmp_path_factory: pytest.TempPathFactory
                        ) -> dict[str, tuple[dict[str, Any], dict[str, Any]] | None]:
     """Scenario id -> (result row, fact row) from the population engine (None: rejected)."""
+    engine: str = request.param
+    if engine == "spark":
+        request.getfixturevalue("spark_session")
     groups: dict[tuple[str, dt.date], list[Scenario]] = defaultdict(list)
     for s in SCENARIOS:
         groups[(json.dumps(dict(s.overrides), sort_keys=True, default=str), s.as_of)].append(s)
@@ -49,7 +55,7 @@ def population_answers(tmp_path_factory: pytest.TempPathFactory
                    for i, s in enumerate(scenarios)]
         directory = tmp_path_factory.mktemp(f"scenarios{n}")
         write_tables(records, Path(directory), "parquet")
-        run = run_population(book, directory, as_of)
+        run = run_population(book, directory, as_of, engine=engine)
         try:
             results = {r["patient_id"]: r for r in run.result_rows()}
             facts = {r["patient_id"]: r for r in run.fact_rows()}

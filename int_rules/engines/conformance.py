@@ -8,8 +8,10 @@ different machinery compare field by field. A new engine is checked with one cal
     problems = conformance.compare_engines(book, records, as_of, "myengine", workdir=tmp)
     assert not problems, problems
 
-Per-record engines are run through :meth:`Rulebook.assess`; ``duckdb`` writes the records as
-analyst tables (CSV) under ``workdir`` and runs :func:`int_rules.population.run_population`.
+Per-record engines are run through :meth:`Rulebook.assess`; the population engines
+(``duckdb``, ``spark``) write the records as analyst tables (CSV) under ``workdir`` and run
+:func:`int_rules.population.run_population` (``spark`` on the active Spark session, or a new
+local one).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINES",
+    "POPULATION_ENGINES",
     "PatientOutcome",
     "compare_engines",
     "differences",
@@ -42,7 +45,9 @@ __all__ = [
 ]
 
 #: Every engine the spec suite and the differential tests run.
-ENGINES = ("reference", "generated", "durable", "duckdb")
+ENGINES = ("reference", "generated", "durable", "duckdb", "spark")
+#: The engines that assess a whole extract (the others assess one record at a time).
+POPULATION_ENGINES = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,12 @@ class PatientOutcome:
 
 def outcomes(book: Rulebook, records: Sequence[PatientRecord], as_of: dt.date, engine: str,
              workdir: Path | None = None) -> dict[str, PatientOutcome]:
-    """Every record's outcome on ``engine`` (``workdir``: where ``duckdb`` writes tables)."""
-    if engine == "duckdb":
+    """Every record's outcome on ``engine`` (``workdir``: where a population engine writes
+    the tables)."""
+    if engine in POPULATION_ENGINES:
         if workdir is None:
-            raise ValueError("the duckdb engine needs a workdir to write the tables in")
-        return _population(book, records, as_of, workdir)
+            raise ValueError(f"the {engine} engine needs a workdir to write the tables in")
+        return _population(book, records, as_of, workdir, engine)
     return {r.patient_id: _record(book, r, as_of, engine) for r in records}
 
 
@@ -104,11 +110,11 @@ def _record(book: Rulebook, record: PatientRecord, as_of: dt.date,
 
 
 def _population(book: Rulebook, records: Sequence[PatientRecord], as_of: dt.date,
-                workdir: Path) -> dict[str, PatientOutcome]:
+                workdir: Path, engine: str) -> dict[str, PatientOutcome]:
     from ..population.engine import run_population
 
     write_tables(records, workdir)
-    run = run_population(book, workdir, as_of)
+    run = run_population(book, workdir, as_of, engine=engine)
     try:
         return run_outcomes(book, run, [r.patient_id for r in records])
     finally:

@@ -93,19 +93,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation, pathw
     as_of = compiled.as_of
     say("replaying the caseload pathway", 0.5)
     # Every item a fact reads, in one table (see sql.ITEM_SOURCES): one aggregate per level.
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE items AS
-        SELECT e.pid, 0 AS src, g.gid, e.d, e.value, e.seq, e.is_problem,
-               NULL::BOOLEAN AS emergency, NULL::VARCHAR AS source, NULL::VARCHAR AS kind,
-               NULL::VARCHAR AS measure
-        FROM ev e JOIN __groups g ON e.code = g.code
-        UNION ALL
-        SELECT pid, 1, NULL, admitted, date_diff('day', admitted, discharged), seq, NULL,
-               emergency, NULL, NULL, NULL FROM adm
-        UNION ALL
-        SELECT pid, 2, NULL, d, value, seq, NULL, NULL, source, NULL, NULL FROM rs
-        UNION ALL
-        SELECT pid, 3, NULL, d, value, seq, NULL, NULL, NULL, kind, measure FROM mon""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE items AS {items_sql(compiled)}")
     signatures = _pathway(con, pathway, compiled, info, as_of, pathway_mode)
     lap("pathway")
     say("computing facts", 0.6)
@@ -119,6 +107,36 @@ def evaluate(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation, pathw
     findings(con, mask_columns(compiled))
     lap("rules")
     return EngineRun(signatures, masks)
+
+
+def items_sql(compiled: CompiledPopulation) -> str:
+    """Every item a fact reads, as one table (see :data:`~int_rules.engines.sql.ITEM_SOURCES`):
+    events matched to codelist groups, admissions (``value``: the length of stay in days),
+    risk scores and monitoring."""
+    stay = compiled.dialect.days("admitted", "discharged")
+    return f"""
+        SELECT e.pid, 0 AS src, g.gid, e.d, e.value, e.seq, e.is_problem,
+               CAST(NULL AS BOOLEAN) AS emergency, CAST(NULL AS {compiled.dialect.text_type})
+               AS source, CAST(NULL AS {compiled.dialect.text_type}) AS kind,
+               CAST(NULL AS {compiled.dialect.text_type}) AS measure
+        FROM ev e JOIN __groups g ON e.code = g.code
+        UNION ALL
+        SELECT pid, 1, NULL, admitted, {stay}, seq, NULL, emergency, NULL, NULL, NULL FROM adm
+        UNION ALL
+        SELECT pid, 2, NULL, d, value, seq, NULL, NULL, source, NULL, NULL FROM rs
+        UNION ALL
+        SELECT pid, 3, NULL, d, value, seq, NULL, NULL, NULL, kind, measure FROM mon"""
+
+
+def pathway_events_sql(compiled: CompiledPopulation, info: PathwayCodes) -> str:
+    """Pathway events as replay sees them: codes dated on or before as_of, and death (code
+    ``''``)."""
+    a = compiled.dialect.literal(compiled.as_of)
+    return f"""
+        SELECT e.pid, e.d, c.prec, e.code
+        FROM ev e JOIN __pw_codes c ON e.code = c.code WHERE e.d <= {a}
+        UNION ALL
+        SELECT pid, dod, {info.death_precedence}, '' FROM pt WHERE dod <= {a}"""
 
 
 #: For a fact over every event in a data-quality window: which patients can have such events,
@@ -208,13 +226,7 @@ def _pathway(con: duckdb.DuckDBPyConnection, pathway: Pathway, compiled: Compile
     ``__pw_res`` (per signature: lists of findings, next codes and steps). Returns how many
     distinct signatures were replayed."""
     a = literal(as_of)
-    # Pathway events as replay sees them: codes dated on or before as_of, and death.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE __pe AS
-        SELECT e.pid, e.d, c.prec, e.code
-        FROM ev e JOIN __pw_codes c ON e.code = c.code WHERE e.d <= {a}
-        UNION ALL
-        SELECT pid, dod, {info.death_precedence}, '' FROM pt WHERE dod <= {a}""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __pe AS {pathway_events_sql(compiled, info)}")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE __psig AS
         SELECT pid,
@@ -225,28 +237,14 @@ def _pathway(con: duckdb.DuckDBPyConnection, pathway: Pathway, compiled: Compile
         GROUP BY pid""")
     if mode == "signatures":
         sigs = [str(r[0]) for r in con.execute("SELECT DISTINCT sig FROM __psig").fetchall()]
-        rows = [_replay_signature(pathway, sig) for sig in ["", *sigs]]
-        table = pa.Table.from_pylist(rows, schema=_PW_SCHEMA)
+        table = replay_signatures(pathway, compiled, sigs)
         n_sigs = len(sigs)
         key = "s.sig"
     else:
-        table = _replay_per_patient(con, pathway, as_of)
+        table = _with_may(_replay_per_patient(con, pathway, as_of), compiled)
         n_sigs = 0
         key = "CAST(s.pid AS VARCHAR)"
-    may = []
-    for name, fact_codes in compiled.may_record.items():
-        wanted = ", ".join(literal(c) for c in sorted(fact_codes)) or "NULL"
-        may.append(f"len(list_filter(next_codes, lambda c: c IN ({wanted}))) > 0 "
-                   f"AS may_{name}")
-    table = table.append_column("sig_idx", pa.array(range(1, table.num_rows + 1), pa.int32()))
-    arrow_table(con, "__pw_arrow", table)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE __pw_res AS
-        SELECT *, array_to_string(finding_ids, '{TEXT_SEPARATOR}') AS finding_ids_text,
-               array_to_string(next_codes, '{TEXT_SEPARATOR}') AS next_codes_text,
-               array_to_string(next_steps, '{TEXT_SEPARATOR}') AS next_steps_text
-               {''.join(', ' + m for m in may)}
-        FROM __pw_arrow""")
-    con.execute("DROP TABLE __pw_arrow")
+    pathway_results(con, table)
     may_cols = "".join(f", r.may_{name} AS pw_may_{name}" for name in compiled.may_record)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE pw AS
@@ -255,6 +253,37 @@ def _pathway(con: duckdb.DuckDBPyConnection, pathway: Pathway, compiled: Compile
         FROM pt p LEFT JOIN __psig s USING (pid)
         JOIN __pw_res r ON r.sig = COALESCE({key}, '')""")
     return n_sigs
+
+
+def replay_signatures(pathway: Pathway, compiled: CompiledPopulation,
+                      sigs: Sequence[str]) -> pa.Table:
+    """Each distinct signature (and the empty one, of a patient with no pathway event) replayed
+    once by the pathway: state, entered position, findings, next codes and steps, and a
+    ``may_<fact>`` column for each fact asking whether a code may be recorded."""
+    rows = [_replay_signature(pathway, sig) for sig in ["", *sigs]]
+    return _with_may(pa.Table.from_pylist(rows, schema=_PW_SCHEMA), compiled)
+
+
+def _with_may(table: pa.Table, compiled: CompiledPopulation) -> pa.Table:
+    """``table`` with ``sig_idx`` (1, 2, ...) and, per ``may_record`` fact, whether any of its
+    codes is among the next codes."""
+    table = table.append_column("sig_idx", pa.array(range(1, table.num_rows + 1), pa.int32()))
+    next_codes = table.column("next_codes").to_pylist()
+    for name, fact_codes in compiled.may_record.items():
+        table = table.append_column(f"may_{name}", pa.array(
+            [any(c in fact_codes for c in codes) for codes in next_codes], pa.bool_()))
+    return table
+
+
+def pathway_results(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """``__pw_res``: the replayed signatures, with their lists also as text."""
+    arrow_table(con, "__pw_arrow", table)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE __pw_res AS
+        SELECT *, array_to_string(finding_ids, '{TEXT_SEPARATOR}') AS finding_ids_text,
+               array_to_string(next_codes, '{TEXT_SEPARATOR}') AS next_codes_text,
+               array_to_string(next_steps, '{TEXT_SEPARATOR}') AS next_steps_text
+        FROM __pw_arrow""")
+    con.execute("DROP TABLE __pw_arrow")
 
 
 def _replay_signature(pathway: Pathway, sig: str) -> dict[str, Any]:
@@ -352,15 +381,24 @@ def _anchors(items: Sequence[FactPlan]) -> list[str]:
     return out
 
 
-def _facts(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
-           progress: Callable[[int], None]) -> None:
-    """Build ``facts``: every accepted patient with each fact as a column ``f_<name>``."""
+@dataclass(frozen=True)
+class FactQueries:
+    """The facts as queries: ``tables`` (name, query) to be made in order, each one grouped
+    aggregate per level and source; then ``facts``, the query of every accepted patient with
+    each fact as a column ``f_<name>`` (derived facts read earlier columns by their aliases)."""
+
+    tables: tuple[tuple[str, str, int], ...]  # (name, query, level)
+    facts: str
+
+
+def fact_queries(compiled: CompiledPopulation) -> FactQueries:
+    """The queries computing every fact (:class:`FactQueries`), in ``compiled``'s dialect."""
     plans = compiled.facts
+    tables: list[tuple[str, str, int]] = []
     agg_tables: list[str] = []  # joined USING (pid)
     done: dict[str, FactPlan] = {n: p for n, p in plans.items()
                                  if p.stage in ("record", "pathway")}
     for level in range(1, compiled.max_level + 1):
-        progress(level)
         for source in compiled.level_sources(level):
             items = compiled.items_at(level, source)
             if level == 1 and source == "ev_all":
@@ -379,7 +417,7 @@ def _facts(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
                        f"GROUP BY t.pid")
             else:
                 sql = f"SELECT pid, {aggs} FROM {_source_sql(source)} GROUP BY pid"
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+            tables.append((name, sql, level))
             agg_tables.append(name)
         for it in (p for p in plans.values() if p.stage == "items" and p.level == level):
             done[it.name] = it
@@ -389,14 +427,24 @@ def _facts(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
         values.append(f"{plan.value_sql} AS {fact_column(name)}")  # derived: lateral aliases
     joins = " ".join(f"LEFT JOIN {t} USING (pid)" for t in agg_tables)
     may = "".join(f", pw.pw_may_{n}" for n in compiled.may_record)
-    # A view: every consumer (the rule masks, the facts output) computes what it reads once;
-    # materialising a hundred columns for every patient would cost more than the joins.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW facts AS
+    facts = f"""
         SELECT pid, patient_id, dob, birth_precision, sex, practice, neighbourhood, gp_system,
                dod, rejected_rows, pw_sig, pw_state, pw_entered, pw_n_findings{may},
                {', '.join(values)}
-        FROM pt LEFT JOIN pw USING (pid) {joins}""")
+        FROM pt LEFT JOIN pw USING (pid) {joins}"""
+    return FactQueries(tuple(tables), facts)
+
+
+def _facts(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
+           progress: Callable[[int], None]) -> None:
+    """Build ``facts``: every accepted patient with each fact as a column ``f_<name>``."""
+    queries = fact_queries(compiled)
+    for name, sql, level in queries.tables:
+        progress(level)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+    # A view: every consumer (the rule masks, the facts output) computes what it reads once;
+    # materialising a hundred columns for every patient would cost more than the joins.
+    con.execute(f"CREATE OR REPLACE TEMP VIEW facts AS {queries.facts}")
 
 
 # -- rules ------------------------------------------------------------------------------------
@@ -417,27 +465,43 @@ def _flat_rules(compiled: CompiledPopulation) -> list[_FlatRule]:
     return out
 
 
-def _rules(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
-           keep_facts: Sequence[str], finding_rulesets: Mapping[str, Mapping[str, str]]) -> int:
-    """Build ``__cm`` (pid, condition masks, the ``keep_facts`` columns), ``__rdim`` (per mask:
-    outputs, rule ids, conflict), and the views ``assessed`` (pid of every patient with
-    results) and ``facts_out``. Returns the number of distinct masks."""
+def mask_sql(compiled: CompiledPopulation, keep_facts: Sequence[str]) -> str:
+    """The query of ``__cm`` over ``facts``: pid, each rule's condition as one bit of the mask
+    columns ``m0, m1, ...``, and the ``keep_facts`` columns."""
     flat = _flat_rules(compiled)
     terms: list[list[str]] = [[] for _ in range(mask_columns(compiled))]
     for fr in flat:
         cond = compiled.rulesets[fr.ruleset].rules[fr.index].condition
         terms[fr.bit // _MASK_BITS].append(
-            f"(CASE WHEN {cond} THEN {1 << (fr.bit % _MASK_BITS)} ELSE 0 END)")
+            f"(CASE WHEN {cond} THEN CAST({1 << (fr.bit % _MASK_BITS)} AS BIGINT) "
+            "ELSE CAST(0 AS BIGINT) END)")
     masks = [f"CAST({' + '.join(ts) if ts else '0'} AS BIGINT) AS m{k}"
              for k, ts in enumerate(terms)]
     kept = "".join(f", {fact_column(n)}" for n in keep_facts)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE __cm AS SELECT pid, {', '.join(masks)}{kept} "
-                "FROM facts")
-    mcols = ", ".join(f"m{k}" for k in range(len(terms)))
+    return f"SELECT pid, {', '.join(masks)}{kept} FROM facts"
+
+
+def _rules(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
+           keep_facts: Sequence[str], finding_rulesets: Mapping[str, Mapping[str, str]]) -> int:
+    """Build ``__cm`` (pid, condition masks, the ``keep_facts`` columns), then resolve its
+    distinct masks (:func:`resolve_rules`). Returns the number of distinct masks."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __cm AS {mask_sql(compiled, keep_facts)}")
+    mcols = ", ".join(f"m{k}" for k in range(mask_columns(compiled)))
     distinct = con.execute(f"SELECT DISTINCT {mcols} FROM __cm").fetchall()
+    resolve_rules(con, compiled, [tuple(int(x) for x in r) for r in distinct], finding_rulesets)
+    return len(distinct)
+
+
+def resolve_rules(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
+                  distinct: Sequence[tuple[int, ...]],
+                  finding_rulesets: Mapping[str, Mapping[str, str]]) -> None:
+    """Given ``__cm`` on ``con`` and its distinct masks, build ``__rdim`` (per mask: outputs,
+    rule ids, conflict), add a reject for each patient whose ``unique`` rules overlap, and the
+    views ``assessed`` (every patient with results) and ``facts_out``."""
+    flat = _flat_rules(compiled)
+    mcols = ", ".join(f"m{k}" for k in range(mask_columns(compiled)))
     titles = {rule.rule_id: rule.node.title for rs in compiled.rulesets for rule in rs.rules}
-    table = _resolve_masks(compiled, flat, [tuple(int(x) for x in r) for r in distinct],
-                           finding_rulesets, titles)
+    table = _resolve_masks(compiled, flat, sorted(distinct), finding_rulesets, titles)
     table = table.append_column("mask_idx", pa.array(range(1, table.num_rows + 1), pa.int32()))
     arrow_table(con, "__rdim", table)
     con.execute(f"""
@@ -450,7 +514,6 @@ def _rules(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
     con.execute("""
         CREATE OR REPLACE TEMP VIEW facts_out AS
         SELECT f.* FROM facts f WHERE f.pid IN (SELECT pid FROM assessed)""")
-    return len(distinct)
 
 
 def mask_columns(compiled: CompiledPopulation) -> int:

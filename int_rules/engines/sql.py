@@ -1,5 +1,6 @@
 """The rule model compiled to SQL: facts as grouped aggregates, conditions as boolean
-expressions (the DuckDB dialect; the base of a later Spark dialect).
+expressions, in DuckDB's dialect or Spark's (:class:`Dialect`: only literals, type names and
+the latest-value aggregate are written differently; every clause below means the same in both).
 
 Nothing here knows a code, a threshold or a rule: everything is read from the rule model
 (:mod:`int_rules.model.nodes`), so the SQL grows with the rulesets. The semantics are those of
@@ -34,7 +35,10 @@ from ..model.nodes import ValueType as FactType
 from ..model.semantics import days_before
 
 __all__ = [
+    "DUCKDB",
+    "SPARK",
     "CompiledPopulation",
+    "Dialect",
     "FactPlan",
     "ItemAggregate",
     "RulesetPlan",
@@ -55,25 +59,65 @@ _VALUE_COL = {"value": "value", "length_of_stay": "value"}
 _ORDER = {"at_least": ">=", "at_most": "<=", "greater_than": ">", "less_than": "<"}
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """How one SQL engine writes what the compiled SQL needs beyond the common core.
+
+    ``backslash_escapes``: string literals escape ``\\`` and ``'`` with a backslash (Spark),
+    instead of doubling the quote (DuckDB, standard SQL: in Spark two adjacent literals are
+    joined, so ``'it''s'`` would read ``its``). ``text_type``: the type name of text.
+    ``arg_max``: the aggregate giving the value at the greatest ordering key.
+    ``struct``: a row of values ordered field by field. ``days_between``: the days from one
+    date to a later one (``{start}`` and ``{end}`` in the template).
+    """
+
+    name: str
+    backslash_escapes: bool
+    text_type: str
+    arg_max: str
+    struct: str
+    days_between: str
+
+    def days(self, start: str, end: str) -> str:
+        """Whole days from the date ``start`` to the date ``end`` (negative if earlier)."""
+        return self.days_between.format(start=start, end=end)
+
+    def literal(self, value: Any) -> str:
+        """A Python value as a literal of this dialect."""
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "TRUE" if value else "FALSE"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float):
+            return f"CAST({value!r} AS DOUBLE)"
+        if isinstance(value, dt.date):
+            return f"DATE '{value.isoformat()}'"
+        text = str(value)
+        if self.backslash_escapes:
+            return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return "'" + text.replace("'", "''") + "'"
+
+    def sql_type(self, ftype: FactType) -> str:
+        """The column type of a fact of type ``ftype``."""
+        return {"bool": "BOOLEAN", "int": "BIGINT", "number": "DOUBLE", "date": "DATE",
+                "category": self.text_type, "text": self.text_type}[ftype.kind]
+
+
+DUCKDB = Dialect("duckdb", backslash_escapes=False, text_type="VARCHAR", arg_max="arg_max",
+                 struct="struct_pack", days_between="date_diff('day', {start}, {end})")
+SPARK = Dialect("spark", backslash_escapes=True, text_type="STRING", arg_max="max_by",
+                struct="struct", days_between="datediff({end}, {start})")
+
+
 def literal(value: Any) -> str:
     """A Python value as a DuckDB literal."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"CAST({value!r} AS DOUBLE)"
-    if isinstance(value, dt.date):
-        return f"DATE '{value.isoformat()}'"
-    text = str(value)
-    return "'" + text.replace("'", "''") + "'"
+    return DUCKDB.literal(value)
 
 
 def sql_type(ftype: FactType) -> str:
-    return {"bool": "BOOLEAN", "int": "BIGINT", "number": "DOUBLE", "date": "DATE",
-            "category": "VARCHAR", "text": "VARCHAR"}[ftype.kind]
+    return DUCKDB.sql_type(ftype)
 
 
 def fact_column(name: str) -> str:
@@ -83,7 +127,7 @@ def fact_column(name: str) -> str:
 
 def age_sql(as_of: dt.date, dob: str) -> str:
     """Whole years from the date in column ``dob`` to ``as_of``
-    (:func:`int_rules.model.semantics.age_in_years`)."""
+    (:func:`int_rules.model.semantics.age_in_years`); the same text in every dialect."""
     return (f"(year({literal(as_of)}) - year({dob}) - CASE WHEN month({dob}) > "
             f"{as_of.month} OR (month({dob}) = {as_of.month} AND day({dob}) > {as_of.day}) "
             f"THEN 1 ELSE 0 END)")
@@ -95,7 +139,8 @@ def age_sql(as_of: dt.date, dob: str) -> str:
 def condition_sql(cond: n.Condition, types: Mapping[str, FactType], as_of: dt.date,
                   column: Callable[[str], str] = fact_column,
                   never_null: frozenset[str] = frozenset(),
-                  output: Callable[[n.OutputIs], str] | None = None) -> str:
+                  output: Callable[[n.OutputIs], str] | None = None,
+                  dialect: Dialect = DUCKDB) -> str:
     """A condition as a SQL boolean that is never NULL (two-valued logic).
 
     ``never_null`` names facts that always have a value (counts, exists, derived...): their
@@ -103,7 +148,7 @@ def condition_sql(cond: n.Condition, types: Mapping[str, FactType], as_of: dt.da
     outputs are columns, as in the dashboard).
     """
     def sub(c: n.Condition) -> str:
-        return condition_sql(c, types, as_of, column, never_null, output)
+        return condition_sql(c, types, as_of, column, never_null, output, dialect)
 
     if isinstance(cond, n.OutputIs):
         if output is None:
@@ -116,7 +161,7 @@ def condition_sql(cond: n.Condition, types: Mapping[str, FactType], as_of: dt.da
         return "(" + " OR ".join(sub(c) for c in cond.parts) + ")"
     if isinstance(cond, n.Not):
         return "(NOT " + sub(cond.part) + ")"
-    sql = _leaf_sql(cond, types, as_of, column)
+    sql = _leaf_sql(cond, types, as_of, column, dialect)
     both_known = cond.fact in never_null and (not isinstance(cond, n.CompareFacts)
                                               or cond.other in never_null)
     if both_known and sql.startswith("COALESCE(") and sql.endswith(", FALSE)"):
@@ -129,14 +174,14 @@ def condition_sql(cond: n.Condition, types: Mapping[str, FactType], as_of: dt.da
     return sql
 
 
-def _rank(col: str, scale: tuple[str, ...]) -> str:
-    whens = " ".join(f"WHEN {literal(c)} THEN {i}" for i, c in enumerate(scale))
+def _rank(col: str, scale: tuple[str, ...], dialect: Dialect) -> str:
+    whens = " ".join(f"WHEN {dialect.literal(c)} THEN {i}" for i, c in enumerate(scale))
     return f"(CASE {col} {whens} END)"
 
 
 def _leaf_sql(leaf: n.Present | n.Compare | n.InSet | n.DaysAgo | n.CompareFacts,
               types: Mapping[str, FactType], as_of: dt.date,
-              column: Callable[[str], str]) -> str:
+              column: Callable[[str], str], dialect: Dialect) -> str:
     ftype = types[leaf.fact]
     col = column(leaf.fact)
 
@@ -151,29 +196,30 @@ def _leaf_sql(leaf: n.Present | n.Compare | n.InSet | n.DaysAgo | n.CompareFacts
         elif op in ("equals", "not_equals"):
             test = f"{col} {'=' if op == 'equals' else '<>'} {other}"
         elif ftype.kind == "category" and ftype.scale and otype.scale == ftype.scale:
-            test = f"{_rank(col, ftype.scale)} {_ORDER[op]} {_rank(other, ftype.scale)}"
+            rank_col = _rank(col, ftype.scale, dialect)
+            test = f"{rank_col} {_ORDER[op]} {_rank(other, ftype.scale, dialect)}"
         else:
             test = f"{col} {_ORDER[op]} {other}"
         return f"COALESCE({test}, FALSE)"
     if isinstance(leaf, n.DaysAgo):
-        start = literal(days_before(as_of, leaf.days))
+        start = dialect.literal(days_before(as_of, leaf.days))
         if leaf.op == "within_days":
-            return f"COALESCE({col} BETWEEN {start} AND {literal(as_of)}, FALSE)"
+            return f"COALESCE({col} BETWEEN {start} AND {dialect.literal(as_of)}, FALSE)"
         return f"COALESCE({col} < {start}, FALSE)"
     if isinstance(leaf, n.InSet):
-        items = ", ".join(literal(x) for x in leaf.values)
+        items = ", ".join(dialect.literal(x) for x in leaf.values)
         return f"COALESCE({col} IN ({items}), FALSE)"
     value = leaf.value
     if leaf.op == "equals":
-        return f"COALESCE({col} = {literal(value)}, FALSE)"
+        return f"COALESCE({col} = {dialect.literal(value)}, FALSE)"
     if leaf.op == "not_equals":
-        return f"COALESCE({col} <> {literal(value)}, FALSE)"
+        return f"COALESCE({col} <> {dialect.literal(value)}, FALSE)"
     sym = _ORDER[leaf.op]
     if ftype.kind == "category":
         assert ftype.scale is not None
         rank = {c: i for i, c in enumerate(ftype.scale)}
-        return f"COALESCE({_rank(col, ftype.scale)} {sym} {rank[str(value)]}, FALSE)"
-    return f"COALESCE({col} {sym} {literal(value)}, FALSE)"
+        return f"COALESCE({_rank(col, ftype.scale, dialect)} {sym} {rank[str(value)]}, FALSE)"
+    return f"COALESCE({col} {sym} {dialect.literal(value)}, FALSE)"
 
 
 # -- facts ------------------------------------------------------------------------------------
@@ -247,6 +293,7 @@ class CompiledPopulation:
     max_level: int
     may_record: Mapping[str, frozenset[str]]  # fact -> the pathway codes it asks about
     rulesets: tuple[RulesetPlan, ...]
+    dialect: Dialect = DUCKDB
 
     def level_sources(self, level: int) -> list[str]:
         seen: list[str] = []
@@ -278,19 +325,19 @@ class _Groups:
 
 
 def _window(window: n.Window, as_of: dt.date, date_col: str,
-            anchor: Callable[[str], str]) -> tuple[str, bool]:
+            anchor: Callable[[str], str], dialect: Dialect) -> tuple[str, bool]:
     """The fact's window over ``date_col`` as SQL, and whether it reads per-patient columns."""
     if window.special == "before_birth":
         return f"{date_col} < dob", True
     if window.special == "after_death":
-        return (f"(dod IS NOT NULL AND dod < {literal(as_of)} AND {date_col} > dod AND "
-                f"{date_col} <= {literal(as_of)})", True)
+        return (f"(dod IS NOT NULL AND dod < {dialect.literal(as_of)} AND {date_col} > dod AND "
+                f"{date_col} <= {dialect.literal(as_of)})", True)
     if window.special == "after_as_of":
-        return f"{date_col} > {literal(as_of)}", False
-    parts = [f"{date_col} <= {literal(as_of)}"]
+        return f"{date_col} > {dialect.literal(as_of)}", False
+    parts = [f"{date_col} <= {dialect.literal(as_of)}"]
     needs = False
     if window.within_days is not None:
-        parts.append(f"{date_col} >= {literal(days_before(as_of, window.within_days))}")
+        parts.append(f"{date_col} >= {dialect.literal(days_before(as_of, window.within_days))}")
     if window.since is not None:
         a = anchor(window.since)
         parts.append(f"({a} IS NULL OR {date_col} > {a})")
@@ -306,12 +353,14 @@ def _window(window: n.Window, as_of: dt.date, date_col: str,
     return " AND ".join(parts), needs
 
 
-def _where(where: tuple[tuple[str, Any], ...]) -> list[str]:
-    return [f"{key} = {literal(value)}" for key, value in where]
+def _where(where: tuple[tuple[str, Any], ...], dialect: Dialect) -> list[str]:
+    return [f"{key} = {dialect.literal(value)}" for key, value in where]
 
 
-def compile_model(model: n.RuleModel, as_of: dt.date) -> CompiledPopulation:
-    """Compile every fact and rule of ``model`` to SQL for a run as of ``as_of``."""
+def compile_model(model: n.RuleModel, as_of: dt.date,
+                  dialect: Dialect = DUCKDB) -> CompiledPopulation:
+    """Compile every fact and rule of ``model`` to SQL (in ``dialect``) for a run as of
+    ``as_of``."""
     groups = _Groups()
     plans: dict[str, FactPlan] = {}
     types = model.fact_types
@@ -327,14 +376,17 @@ def compile_model(model: n.RuleModel, as_of: dt.date) -> CompiledPopulation:
     for fact in model.facts:
         name, ftype, kind = fact.name, fact.type, fact.kind
         if isinstance(fact, n.AgeFact):
-            plans[name] = FactPlan(name, kind, ftype, "record", age)
+            # Typed explicitly: year() is a BIGINT in DuckDB and an INT in Spark.
+            plans[name] = FactPlan(name, kind, ftype, "record",
+                                   f"CAST({age} AS {dialect.sql_type(ftype)})")
         elif isinstance(fact, n.AttributeFact):
             plans[name] = FactPlan(name, kind, ftype, "record", fact.field)
         elif isinstance(fact, n.ConstantFact):
+            value = dialect.literal(fact.value)
             plans[name] = FactPlan(name, kind, ftype, "record",
-                                   f"CAST({literal(fact.value)} AS {sql_type(ftype)})")
+                                   f"CAST({value} AS {dialect.sql_type(ftype)})")
         elif isinstance(fact, n.CodelistAvailableFact):
-            plans[name] = FactPlan(name, kind, ftype, "record", literal(fact.available))
+            plans[name] = FactPlan(name, kind, ftype, "record", dialect.literal(fact.available))
         elif isinstance(fact, n.PathwayFact):
             if fact.field == "may_record":
                 assert fact.codes is not None
@@ -347,11 +399,11 @@ def compile_model(model: n.RuleModel, as_of: dt.date) -> CompiledPopulation:
         elif isinstance(fact, n.DerivedFact):
             plans[name] = FactPlan(name, kind, ftype, "derived",
                                    condition_sql(fact.condition, types, as_of,
-                                                 never_null=never_null))
+                                                 never_null=never_null, dialect=dialect))
         elif isinstance(fact, n.LatestOfFact):
             anchors = fact.window.anchors
             level = 1 + max((level_of(a) for a in anchors), default=0)
-            window, needs = _window(fact.window, as_of, "d", fact_column)
+            window, needs = _window(fact.window, as_of, "d", fact_column, dialect)
             aggs = []
             cats = []
             for i, (cat, cs) in enumerate(fact.categories):
@@ -361,7 +413,7 @@ def compile_model(model: n.RuleModel, as_of: dt.date) -> CompiledPopulation:
                                                     f"{window})"))
                 cats.append((cat, agg_name))
             greatest = f"greatest({', '.join(a for _, a in cats)})"
-            whens = " ".join(f"WHEN {a} = {greatest} THEN {literal(c)}" for c, a in cats)
+            whens = " ".join(f"WHEN {a} = {greatest} THEN {dialect.literal(c)}" for c, a in cats)
             plans[name] = FactPlan(name, kind, ftype, "items", f"CASE {whens} END", "items",
                                    level, tuple(aggs), needs, fact.window.special, anchors)
         else:
@@ -370,8 +422,8 @@ def compile_model(model: n.RuleModel, as_of: dt.date) -> CompiledPopulation:
             anchors = fact.window.anchors
             level = 1 + max((level_of(a) for a in anchors), default=0)
             date_col = "d"
-            window, needs = _window(fact.window, as_of, date_col, fact_column)
-            conds = [window, *_where(fact.where)]
+            window, needs = _window(fact.window, as_of, date_col, fact_column, dialect)
+            conds = [window, *_where(fact.where, dialect)]
             if source == "events":
                 if fact.codes is None:
                     # Every event, not only those the codelists match: scanned from the input
@@ -401,23 +453,27 @@ def compile_model(model: n.RuleModel, as_of: dt.date) -> CompiledPopulation:
                 value_sql = agg_name
             else:
                 vcol = _VALUE_COL[fact.value_field]
-                agg = (f"arg_max(CAST({vcol} AS DOUBLE), struct_pack({date_col}, seq)) "
+                agg = (f"{dialect.arg_max}(CAST({vcol} AS DOUBLE), "
+                       f"{dialect.struct}({date_col}, seq)) "
                        f"FILTER (WHERE {filt} AND {vcol} IS NOT NULL)")
                 value_sql = agg_name
             plans[name] = FactPlan(name, kind, ftype, "items", value_sql, table, level,
                                    (ItemAggregate(agg_name, agg),), needs, fact.window.special,
                                    anchors)
 
-    rulesets = tuple(_compile_decision(d, types, as_of, never_null) for d in model.decisions)
+    rulesets = tuple(_compile_decision(d, types, as_of, never_null, dialect)
+                     for d in model.decisions)
     max_level = max((p.level for p in plans.values() if p.stage == "items"), default=0)
     return CompiledPopulation(as_of, plans, tuple(f.name for f in model.facts),
-                              tuple(groups.rows), max_level, may_record, rulesets)
+                              tuple(groups.rows), max_level, may_record, rulesets, dialect)
 
 
 def _compile_decision(decision: n.Decision, types: Mapping[str, FactType],
-                      as_of: dt.date, never_null: frozenset[str]) -> RulesetPlan:
+                      as_of: dt.date, never_null: frozenset[str],
+                      dialect: Dialect) -> RulesetPlan:
     rules = tuple(
-        RulePlan(rule.id, condition_sql(rule.condition, types, as_of, never_null=never_null),
+        RulePlan(rule.id, condition_sql(rule.condition, types, as_of, never_null=never_null,
+                                        dialect=dialect),
                  dict(rule.then), rule.priority, rule)
         for rule in decision.rules
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +22,17 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from ..engines import duckdb as engine
+from ..engines import duckdb as duckdb_engine
 from ..engines.duckdb import TEXT_SEPARATOR, arrow_table, mask_columns, output_column
-from ..engines.sql import CompiledPopulation, age_sql, compile_model, fact_column, literal
+from ..engines.sql import (
+    DUCKDB,
+    SPARK,
+    CompiledPopulation,
+    age_sql,
+    compile_model,
+    fact_column,
+    literal,
+)
 from ..errors import IntRulesError
 from ..review.approvals import overall_status as least_approved
 from ..review.approvals import status_of
@@ -32,6 +42,8 @@ from .memory import MEMORY_DIR, ArrowStreamExportable, register_tables
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from ..record import PatientRecord
     from ..rulebook import Rulebook
     from .worklist import Worklists
@@ -74,9 +86,13 @@ class PopulationRun:
     pathway_signatures: int = 0
     rule_masks: int = 0
     pathway_mode: str = "signatures"
+    engine: str = "duckdb"
+    work_dir: Path | None = None  # the Spark engine's exchange folder, removed on close
 
     def close(self) -> None:
         self.con.close()
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # -- plain data, for tests and applications --------------------------------------------
 
@@ -118,7 +134,7 @@ class PopulationRun:
             "tables_missing": [t.name for t in TABLES if t.name not in load.present],
             "notes": list(load.notes),
             "warnings": list(load.warnings),
-            "engine": {"pathway_mode": self.pathway_mode,
+            "engine": {"name": self.engine, "pathway_mode": self.pathway_mode,
                        "pathway_signatures": self.pathway_signatures,
                        "distinct_rule_masks": self.rule_masks},
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
@@ -182,12 +198,22 @@ def run_population(
     pathway_mode: str = "signatures",
     keep_facts: Sequence[str] = (),
     finding_rulesets: Mapping[str, Mapping[str, str]] | None = None,
+    engine: str = "duckdb",
+    spark: SparkSession | None = None,
+    spark_master: str | None = None,
 ) -> PopulationRun:
     """Assess every patient in ``data_dir`` as of ``as_of`` with ``book``.
 
     ``data_dir`` is a folder of files, or a mapping of table name to in-memory table (pyarrow
     Table, pandas or polars DataFrame; see :mod:`.memory`, whose :func:`~.memory.assess_tables`
     also returns the results as Arrow tables), validated exactly as file rows are.
+
+    ``engine`` is ``"duckdb"`` (the default) or ``"spark"`` (:mod:`int_rules.engines.spark`;
+    the ``spark`` extra): facts, pathway signatures and rule masks are then computed on Spark,
+    on the session ``spark`` (e.g. a Databricks notebook's) or one started on ``spark_master``
+    (default ``local[*]``). Passing ``spark`` implies ``engine="spark"``; with it, ``data_dir``
+    may also map table names to Spark DataFrames or to the names of tables the session can
+    read. Either engine gives the same tables, so the same outputs, byte for byte.
 
     ``keep_facts`` names facts to keep beside the rule masks in ``__cm`` (column ``f_<name>``),
     for summaries such as the dashboard that would otherwise recompute every fact.
@@ -202,10 +228,33 @@ def run_population(
     if pathway_mode not in ("signatures", "per_patient"):
         raise ValueError(f"pathway_mode must be 'signatures' or 'per_patient', not "
                          f"{pathway_mode!r}")
+    if spark is not None:
+        engine = "spark"
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"engine must be 'duckdb' or 'spark', not {engine!r}")
+    if engine == "spark" and pathway_mode != "signatures":
+        raise ValueError("the Spark engine replays pathway signatures (pathway_mode "
+                         "'signatures')")
     say = progress or (lambda _m, _f: None)
+    work_dir: Path | None = None
+    if engine == "spark":
+        from ..engines import spark as spark_engine
+
+        spark_engine.require_pyspark()
+        if spark is None:
+            say("starting Spark", 0.0)
+            spark = spark_engine.session(spark_master or spark_engine.DEFAULT_MASTER)
+        work_dir = Path(tempfile.mkdtemp(prefix="int_rules_spark_", dir=temp_directory))
+        if isinstance(data_dir, Mapping):
+            data_dir = spark_engine.tables_to_parquet(spark, data_dir, work_dir / "tables")
     directory = Path(data_dir) if not isinstance(data_dir, Mapping) else MEMORY_DIR
-    compiled = compile_model(book.model, as_of)
-    con = connect(threads, memory_limit, temp_directory)
+    compiled = compile_model(book.model, as_of, SPARK if engine == "spark" else DUCKDB)
+    try:
+        con = connect(threads, memory_limit, temp_directory)
+    except BaseException:
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
     timings: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -216,19 +265,32 @@ def run_population(
         t = now
 
     try:
-        info = engine.pathway_codes(book.model.pathway)
-        engine.code_tables(con, compiled, info)
+        info = duckdb_engine.pathway_codes(book.model.pathway)
+        duckdb_engine.code_tables(con, compiled, info)
         say("reading and checking the tables", 0.0)
         found = register_tables(con, data_dir) if isinstance(data_dir, Mapping) else None
         loaded = load_tables(con, directory, lambda m: say(m, 0.1), keep_codes="__relevant",
-                             aggregates={"ev": RowAggregates(*engine.row_aggregates(compiled))},
+                             aggregates={"ev": RowAggregates(
+                                 *duckdb_engine.row_aggregates(compiled))},
                              found=found)
         lap("read_and_validate")
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
-                            pathway_mode=pathway_mode)
-        done = engine.evaluate(con, compiled, book.pathway, info, pathway_mode=pathway_mode,
-                               keep_facts=keep_facts, finding_rulesets=finding_rulesets,
-                               lap=lap, say=say)
+                            pathway_mode=pathway_mode, engine=engine, work_dir=work_dir)
+        if spark is not None:
+            assert work_dir is not None
+            try:
+                done = spark_engine.evaluate(con, compiled, book.pathway, info, spark=spark,
+                                             work_dir=work_dir / "exchange",
+                                             keep_facts=keep_facts,
+                                             finding_rulesets=finding_rulesets, lap=lap,
+                                             say=say)
+            except spark_engine.spark_errors() as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise IntRulesError(f"population run failed on Spark: {first}") from exc
+        else:
+            done = duckdb_engine.evaluate(con, compiled, book.pathway, info,
+                                          pathway_mode=pathway_mode, keep_facts=keep_facts,
+                                          finding_rulesets=finding_rulesets, lap=lap, say=say)
         run.pathway_signatures = done.pathway_signatures
         run.rule_masks = done.rule_masks
         _results(con, compiled)
@@ -239,11 +301,17 @@ def run_population(
         lap("summarise")
         return run
     except duckdb.Error as exc:
-        con.close()
+        _abandon(con, work_dir)
         raise IntRulesError(f"population run failed in DuckDB: {exc}") from exc
     except BaseException:
-        con.close()
+        _abandon(con, work_dir)
         raise
+
+
+def _abandon(con: duckdb.DuckDBPyConnection, work_dir: Path | None) -> None:
+    con.close()
+    if work_dir is not None:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _results(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation) -> None:

@@ -83,6 +83,8 @@ def population_report(
     pathway_mode: str = "signatures",
     suppress_small_numbers: bool = False,
     run_id: str | None = None,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> ReportResult:
     """Run the population and write every output into ``out_dir``:
 
@@ -98,6 +100,10 @@ def population_report(
     (:mod:`.disclosure`: counts of 1-7 suppressed, others rounded to 5), for sharing them
     beyond the care team; the report and ``dashboard.csv`` say whether it is on. It applies to
     the outcome figures too.
+
+    ``engine`` ``"spark"`` computes facts, pathway and rules on Spark (``spark_master``, default
+    ``local[*]``); the outputs are the same, byte for byte (see
+    :func:`~int_rules.population.engine.run_population`).
 
     All or nothing: the files are written into a staging folder and moved into ``out_dir``
     only when every one is written (see :mod:`.staging`); a failed or interrupted run leaves
@@ -121,7 +127,8 @@ def population_report(
     try:
         run = run_population(book, data_dir, as_of, progress=say, threads=threads,
                              memory_limit=memory_limit, pathway_mode=pathway_mode,
-                             keep_facts=keep, finding_rulesets=findings)
+                             keep_facts=keep, finding_rulesets=findings, engine=engine,
+                             spark_master=spark_master)
     except duckdb.OutOfMemoryException as exc:
         within = f" within the memory limit {memory_limit}" if memory_limit else ""
         raise OutputError(f"the run ran out of memory{within} ({_first_line(exc)}); give it "

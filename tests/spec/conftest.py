@@ -19,4 +19,6 @@ def engine(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     if name == "durable":
         pytest.importorskip("durable_rules_engine", reason="the durable extra is not installed")
+    if name == "spark":
+        request.getfixturevalue("spark_session")  # started once; skips without Spark
     return name
