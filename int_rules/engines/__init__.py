@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import sys
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import EngineUnavailableError
@@ -52,5 +53,7 @@ def record_engine(name: str) -> RecordEngine:
     if module is None:
         raise EngineUnavailableError(
             f"unknown engine {name!r}; choose one of: {', '.join(RECORD_ENGINES)}")
-    engine: RecordEngine = importlib.import_module(module).assess
+    loaded = sys.modules.get(module)  # imported already: no import machinery per call
+    engine: RecordEngine = (loaded if loaded is not None
+                            else importlib.import_module(module)).assess
     return engine

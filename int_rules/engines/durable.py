@@ -62,6 +62,15 @@ this module does about each:
   fact-to-fact comparison requires both fields present.
 * A rule with only ``$nex``/``$neq`` tests can match the session state object and loop:
   every rule starts with a positive discriminator (``KIND``) the state object never has.
+* durable_rules' Python host decodes every action's matched message (for a rule, the whole
+  record fact) and the session state from JSON, writes the state back and reads the clock
+  twice, per action: most of this engine's time. The host here drives the C engine the same
+  way (``start_action_for_state``, then ``complete_and_start_action`` until no action is
+  left) with less around it: a rule's action is found from the message's first key and the
+  message is decoded only if the action reads it; the state is written back only when an
+  action changed it (a rule's action never does; the chart's first transition marks it
+  running); the statechart's actions run durable_rules' own promise chains (its
+  transitions) with a closure that holds no action lease and no self-referring timer.
 * Exceptions raised in actions are swallowed into the session state: actions catch them and
   they are re-raised after the engine call returns.
 * Facts fire every matching rule, events only the first: records are asserted as facts;
@@ -582,6 +591,9 @@ class _CompiledBook:
         self._lock = threading.Lock()
         self._sids = itertools.count(1)
         self._run: _Run | None = None
+        #: ``_allowed`` for a record with no event on ``as_of``: it depends on the state alone
+        #: (a memo of a pure function, bounded by the number of pathway states).
+        self._allowed_from: dict[tuple[str, frozenset[str]], frozenset[str]] = {}
         self.definitions: dict[str, Any] = {}
         host_cls, rules_cls, chart_cls = _classes(engine, dre)
         self._host = host_cls()
@@ -794,7 +806,20 @@ class _CompiledBook:
         Earlier days cannot change, so only ``as_of`` is walked.
         """
         day = [e for e in ordered if e[0] == as_of]
+        if not day:  # nothing recorded on as_of: the answer depends on the state alone
+            key = (before.state, codes)
+            found = self._allowed_from.get(key)
+            if found is None:
+                found = self._allowed_from[key] = self._allowed_on(before.state, day, as_of,
+                                                                    codes)
+            return found
         start = next((t.from_state for t in before.history if t.date == as_of), before.state)
+        return self._allowed_on(start, day, as_of, codes)
+
+    def _allowed_on(self, start: str, day: list[tuple[dt.date, int, str, str]],
+                    as_of: dt.date, codes: frozenset[str]) -> frozenset[str]:
+        """Which of ``codes`` may be recorded on ``as_of`` after ``day`` (that day's events,
+        in replay order) from ``start``, the state when the day began."""
         base = self._day_findings(start, day)
         out = []
         for code in codes:
@@ -994,6 +1019,31 @@ def _nothing(run: _Run, c: Any) -> None:
     """The anchor's action: nothing to record (it exists so every session runs an action)."""
 
 
+#: ``json.dumps(obj, ensure_ascii=False)`` (as durable_rules writes messages), one encoder.
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
+class _Matched:
+    """What an action started by ``Rules.drain`` is given: the session state (``s``) and the
+    matched messages by pattern name (``m``, ``x``...), decoded from JSON when first read.
+    One per engine call, pointed at each action's message in turn."""
+
+    __slots__ = ("_message", "_name", "_patterns", "s")
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.s = state
+        self._message = ""
+        self._name = ""
+        self._patterns: dict[str, Any] | None = None
+
+    def __getattr__(self, pattern: str) -> Any:
+        if pattern.startswith("_"):
+            raise AttributeError(pattern)
+        if self._patterns is None:
+            self._patterns = json.loads(self._message)[self._name]
+        return self._patterns.get(pattern)
+
+
 def _free_rulesets(dre: Any, handles: list[Any]) -> None:
     for handle in handles:
         with contextlib.suppress(Exception):  # best effort, e.g. at interpreter shutdown
@@ -1019,9 +1069,164 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
 
     class Rules(engine.Ruleset):  # type: ignore[misc]
         def __init__(self, name: str, host: Any, definition: dict[str, Any]) -> None:
+            actions = {rule: spec["run"] for rule, spec in definition.items()}
             init_ruleset(self, name, host, definition)
+            self._plain_actions = actions
+
+        def drain(self, call: Callable[[Any, str], Any], text: str) -> None:
+            """Send ``text`` with ``call`` (``assert_fact``/``assert_facts``) and run every
+            action it starts, as ``engine.Ruleset.do_actions`` does (``start_action_for_state``
+            then ``complete_and_start_action`` until no action is left), without decoding
+            each matched message and the state from JSON and writing the state back after
+            every action: these rules' actions never change the state, and a message is
+            decoded only if an action reads it."""
+            handle = self._handle
+            result = call(handle, text)
+            if result[0] == 1:
+                raise engine.MessageNotHandledException(text)
+            if result[0] == 2:
+                raise engine.MessageObservedException(text)
+            state_handle = 0 if result[0] == 3 else result[1]
+            started = dre.start_action_for_state(handle, state_handle)
+            if not started:
+                return
+            state = json.loads(started[0])
+            message = started[1]
+            actions = self._plain_actions
+            matched = _Matched(state)
+            while message:
+                # The action's name is the message's first key: {"RULE":{...}}.
+                end = message.find('"', 2)
+                name = message[2:end]
+                action = (actions.get(name) if end > 2 and message.startswith('{"')
+                          and "\\" not in name else None)
+                if action is None:  # not plainly written: decode it
+                    name = next(iter(json.loads(message)))
+                    action = actions[name]
+                matched._message = message
+                matched._name = name
+                matched._patterns = None
+                try:  # noqa: SIM105 - try/except costs less than suppress() per action
+                    action(matched)
+                except BaseException:
+                    # As durable_rules' own promise: an action's exception does not stop
+                    # the engine call; the action keeps it and the call re-raises it.
+                    pass
+                message = dre.complete_and_start_action(handle, state_handle)
+
+    class Call(engine.Closure):  # type: ignore[misc]
+        """``engine.Closure`` without its action lease (two clock reads per action): every
+        call here is synchronous, so an action never outlives its engine call."""
+
+        def __init__(self, host: Any, ruleset: Any, state: dict[str, Any],
+                     message: dict[str, Any], handle: Any) -> None:
+            self.host = host
+            self.s = engine.Content(state)
+            self._handle = handle
+            self._ruleset = ruleset
+            self._completed = False
+            self._deleted = False
+            self._m = message
+
+    def _done(error: Any) -> None:
+        """The end of an asynchronous promise chain (none of this engine's)."""
+
+    def _run_promises(promise: Any, c: Any) -> None:
+        """``engine.Promise.run`` for a chain of synchronous promises (each function, then
+        the next; an exception is kept in the state and the chain goes on), without the
+        lease timer it defines per call, a closure that refers to itself and so left every
+        action's closure and messages for the garbage collector."""
+        while promise is not None:
+            if not promise._sync:
+                promise.run(c, _done)
+                return
+            try:
+                promise._func(c)
+            except BaseException as error:
+                c.s.exception = f"exception caught {error}"
+            promise = promise._next
 
     class Chart(engine.Statechart):  # type: ignore[misc]
+        # engine.Ruleset's own methods (the chart's transitions call them), with one JSON
+        # encoder instead of a new one per call; the same text.
+        def assert_event(self, message: Any) -> Any:
+            return self._handle_result(dre.assert_event(self._handle, _JSON(message)), message)
+
+        def assert_fact(self, fact: Any) -> Any:
+            return self._handle_result(dre.assert_fact(self._handle, _JSON(fact)), fact)
+
+        def retract_fact(self, fact: Any) -> Any:
+            return self._handle_result(dre.retract_fact(self._handle, _JSON(fact)), fact)
+
+        def drain(self, call: Callable[[Any, str], Any], text: str) -> None:
+            """Send ``text`` with ``call`` and run every action it starts, as
+            ``engine.Ruleset.do_actions`` does (the same C calls in the same order, and
+            durable_rules' own promise chains, whose transitions move the chart), with a
+            :class:`Call` for each action; the state is written back when an action changed
+            it (durable_rules writes it after every action; here only the first transition
+            changes it, marking the chart running)."""
+            handle = self._handle
+            result = call(handle, text)
+            if result[0] == 1:
+                raise engine.MessageNotHandledException(text)
+            if result[0] == 2:
+                raise engine.MessageObservedException(text)
+            state_handle = 0 if result[0] == 3 else result[1]
+            started = dre.start_action_for_state(handle, state_handle)
+            if not started:
+                return
+            state = json.loads(started[0])
+            written = dict(state)
+            text = started[1]
+            chains = self._chains
+            while text:
+                name, message = next(iter(json.loads(text).items()))
+                chain = chains.get(name)
+                if chain is not None and not isinstance(message.get("m"), list):
+                    self._run_chain(chain, state, message)
+                else:
+                    _run_promises(self._actions[name],
+                                  Call(self._host, self, state, message, state_handle))
+                if state != written:  # the actions' state is this dict
+                    dre.update_state(handle, _JSON(state))
+                    written = dict(state)
+                text = dre.complete_and_start_action(handle, state_handle)
+
+        def _run_chain(self, chain: tuple[Any, ...], state: dict[str, Any],
+                       message: dict[str, Any]) -> None:
+            """One action's promise chain, as ``engine.Promise.run`` runs it with a Closure:
+            a function of ours is called (an exception is kept in the state and the chain
+            goes on); a transition (``engine.To``) is ``To._execute`` step for step: mark
+            the chart running, retract the matched chart context (from a state with a
+            trigger to itself), and assert (or post) the new state's label; a message no
+            rule matches is ignored, as there."""
+            for promise in chain:
+                try:
+                    if not isinstance(promise, engine.To):
+                        matched = _Matched(state)
+                        matched._patterns = message
+                        promise._func(matched)
+                        continue
+                    state["running"] = True
+                    to_state = promise._to_state
+                    if promise._from_state == to_state:
+                        continue
+                    try:
+                        if promise._from_state:
+                            context = message["chart_context"]
+                            if "sid" not in context:
+                                context["sid"] = state.get("sid")
+                            self.retract_fact(context)
+                        label = {"label": to_state, "chart": 1, "sid": state.get("sid")}
+                        if promise._assert_state:
+                            self.assert_fact(label)
+                        else:
+                            self.assert_event(label)
+                    except engine.MessageNotHandledException:
+                        pass
+                except BaseException as error:
+                    state["exception"] = f"exception caught {error}"
+
         @classmethod
         def build(cls, name: str, host: Any,
                   chart: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -1033,6 +1238,20 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             shape = {r: {k: v for k, v in d.items() if k != "run"} for r, d in rules.items()}
             init_ruleset(self, name, host, rules)
             self._definition = chart
+            #: Each action's promise chain, when every promise in it is synchronous: a
+            #: function of ours or a transition (the chains durable_rules builds from a
+            #: chart); others run through engine.Promise.
+            chains: dict[str, tuple[Any, ...]] = {}
+            self._chains = chains
+            for rule_name, root in self._actions.items():
+                chain = []
+                promise = root
+                while promise is not None:
+                    chain.append(promise)
+                    promise = promise._next
+                if all(p._sync and (isinstance(p, engine.To) or p._func.__module__ == __name__)
+                       for p in chain):
+                    chains[rule_name] = tuple(chain)
             return self, shape
 
     class SyncHost(engine.Host):  # type: ignore[misc]
@@ -1045,20 +1264,14 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             self._ruleset_directory[name] = ruleset
             self._ruleset_list.append(ruleset)
 
-        def _send(self, name: str, call: Callable[[Any, str], Any], text: str) -> None:
-            rules = self._ruleset_directory[name]
-            self._handle_function(
-                rules, lambda t: rules._handle_result(call(rules._handle, t), t), text, None
-            )
-
         def assert_text(self, name: str, text: str) -> None:
-            self._send(name, dre.assert_fact, text)
+            self._ruleset_directory[name].drain(dre.assert_fact, text)
 
         def assert_texts(self, name: str, text: str) -> None:
-            self._send(name, dre.assert_facts, text)
+            self._ruleset_directory[name].drain(dre.assert_facts, text)
 
         def post_text(self, name: str, text: str) -> None:
-            self._send(name, dre.assert_event, text)
+            self._ruleset_directory[name].drain(dre.assert_event, text)
 
     return SyncHost, Rules, Chart
 

@@ -141,33 +141,29 @@ def generate(model: n.RuleModel, rulesets: Sequence[CompiledRuleset],
                    and f.window.special is None and f.window.within_days is not None})
 
     # Each match group's events ascending by date, ties in record order (as the reference,
-    # which filters the stably sorted events): grouped first, then each group sorted stably.
+    # which filters the stably sorted events): the events are sorted stably once, by date,
+    # and each group filled in that order. ``S_events`` (every event, by date) is that list.
     groups_at_start = len(match)
     # ``groups[gid]``: the list of a match group's events, ``None`` when the record has none.
     w("events = record.events")
     w(f"groups = [None] * {len(match)}")
-    w("present = []")
-    w("for ev in events:")
-    w("    gids = _CODE_GROUPS(ev.code)")
-    w("    if gids:")
-    w("        for gid in gids:")
-    w("            found = groups[gid]")
-    w("            if found is None:")
-    w("                groups[gid] = found = [ev]")
-    w("                present.append(found)")
-    w("            else:")
-    w("                found.append(ev)")
-    w("for found in present:")
-    w("    if len(found) > 1:")
-    w("        found.sort(key=_BY_DATE)")
     w("if events:")
-    w("    dates = list(map(_BY_DATE, events))")
-    w("    earliest = min(dates)")
-    w("    past = max(dates) <= as_of")
+    w("    S_events = sorted(events, key=_BY_DATE)")
+    w("    earliest = S_events[0].date")
+    w("    past = S_events[-1].date <= as_of")
+    w("    for ev in S_events:")
+    w("        gids = _CODE_GROUPS(ev.code)")
+    w("        if gids:")
+    w("            for gid in gids:")
+    w("                found = groups[gid]")
+    w("                if found is None:")
+    w("                    groups[gid] = [ev]")
+    w("                else:")
+    w("                    found.append(ev)")
     w("else:")
+    w("    S_events = events")
     w("    earliest = None")
     w("    past = True")
-    w("S_events = None")
     w("E = {}")
     for d in days:
         w(f"start{d} = _days_before(as_of, {gen.const(d)})")
@@ -349,8 +345,6 @@ def _items(w: _Writer, gen: _Gen, fact: n.ItemFact, v: str, name: str, match: Ma
             w("if earliest is not None and earliest < record.date_of_birth:")
         else:
             w("if events:")
-        w("    if S_events is None:")
-        w("        S_events = sorted(events, key=_BY_DATE)")
         w("    _it = S_events")
     elif source == "events":
         assert fact.codes is not None
