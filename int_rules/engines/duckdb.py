@@ -139,30 +139,20 @@ def pathway_events_sql(compiled: CompiledPopulation, info: PathwayCodes) -> str:
         SELECT pid, dod, {info.death_precedence}, '' FROM pt WHERE dod <= {a}"""
 
 
-#: For a fact over every event in a data-quality window: which patients can have such events,
-#: from their earliest and latest event dates (so only those are joined to their dates).
-_CANDIDATES = {"before_birth": "__min_d < dob",
-               "after_death": "(dod IS NOT NULL AND __max_d > dod)"}
-
-
 def row_aggregates(compiled: CompiledPopulation
-                   ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], str]:
-    """The facts over every event that need no other fact, computed while the tables are read
-    and counted: (aggregates per patient, aggregates that read the patient's dates, which
-    patients the latter can be non-empty for)."""
+                   ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The facts over every event that need no other fact, computed in the pass that reads
+    and counts the rows: (aggregates per patient, aggregates that also read the patient's
+    dates of birth and death)."""
     plain: list[tuple[str, str]] = []
     person: list[tuple[str, str]] = []
-    candidates: list[str] = []
     for plan in compiled.items_at(1, "ev_all"):
         pairs = [(a.name, a.sql) for a in plan.aggregates]
         if plan.needs_patient:
             person += pairs
-            cand = _CANDIDATES.get(plan.window or "", "TRUE")
-            if cand not in candidates:
-                candidates.append(cand)
         else:
             plain += pairs
-    return plain, person, " OR ".join(candidates) or "FALSE"
+    return plain, person
 
 
 def arrow_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

@@ -269,10 +269,8 @@ def run_population(
         duckdb_engine.code_tables(con, compiled, info)
         say("reading and checking the tables", 0.0)
         found = register_tables(con, data_dir) if isinstance(data_dir, Mapping) else None
-        # Both kinds of aggregate are computed in the pass that counts the rows, for every
-        # patient, so the engine's candidate filter (which patients the latter can concern)
-        # is not needed.
-        plain, person, _candidates = duckdb_engine.row_aggregates(compiled)
+        # Both kinds of aggregate are computed in the pass that counts the rows.
+        plain, person = duckdb_engine.row_aggregates(compiled)
         loaded = load_tables(con, directory, lambda m: say(m, 0.1), keep_codes="__relevant",
                              aggregates={"ev": RowAggregates(plain, person)},
                              found=found)
