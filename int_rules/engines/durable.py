@@ -1067,6 +1067,19 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
         self._handle = dre.create_ruleset(name, _dumps(definition))
         self._definition = definition
 
+    def _first_action(handle: Any, call: Callable[[Any, str], Any],
+                      text: str) -> tuple[Any, Any]:
+        """Send ``text`` with ``call`` and start the first action it triggers, as
+        ``engine.Ruleset.do_actions`` does: the state handle the actions complete on, and
+        the started (state, message) as JSON text, or nothing."""
+        result = call(handle, text)
+        if result[0] == 1:
+            raise engine.MessageNotHandledException(text)
+        if result[0] == 2:
+            raise engine.MessageObservedException(text)
+        state_handle = 0 if result[0] == 3 else result[1]
+        return state_handle, dre.start_action_for_state(handle, state_handle)
+
     class Rules(engine.Ruleset):  # type: ignore[misc]
         def __init__(self, name: str, host: Any, definition: dict[str, Any]) -> None:
             actions = {rule: spec["run"] for rule, spec in definition.items()}
@@ -1081,13 +1094,7 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             every action: these rules' actions never change the state, and a message is
             decoded only if an action reads it."""
             handle = self._handle
-            result = call(handle, text)
-            if result[0] == 1:
-                raise engine.MessageNotHandledException(text)
-            if result[0] == 2:
-                raise engine.MessageObservedException(text)
-            state_handle = 0 if result[0] == 3 else result[1]
-            started = dre.start_action_for_state(handle, state_handle)
+            state_handle, started = _first_action(handle, call, text)
             if not started:
                 return
             state = json.loads(started[0])
@@ -1166,13 +1173,7 @@ def _classes(engine: Any, dre: Any) -> tuple[Any, Any, Any]:
             it (durable_rules writes it after every action; here only the first transition
             changes it, marking the chart running)."""
             handle = self._handle
-            result = call(handle, text)
-            if result[0] == 1:
-                raise engine.MessageNotHandledException(text)
-            if result[0] == 2:
-                raise engine.MessageObservedException(text)
-            state_handle = 0 if result[0] == 3 else result[1]
-            started = dre.start_action_for_state(handle, state_handle)
+            state_handle, started = _first_action(handle, call, text)
             if not started:
                 return
             state = json.loads(started[0])

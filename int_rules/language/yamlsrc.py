@@ -252,10 +252,12 @@ def shown_path(path: Path, rulebook_dir: Path) -> str:
         return str(path)
 
 
-def validate_located(model: type[_M], raw: Any, shown: str, unknown_key: str) -> _M:
+def validate_located(model: type[_M], raw: Any, shown: str, unknown_key: str, *,
+                     unknown_at_key: bool = False) -> _M:
     """``raw`` (as :func:`load_yaml` returns it) validated as ``model``; every problem a
     :class:`RulesetError` at its ``file:line:column`` (several as :class:`RulesetErrors`).
-    ``unknown_key`` is the message for a key the model does not know."""
+    ``unknown_key`` is the message for a key the model does not know; ``unknown_at_key``
+    places that error on the key itself rather than on its mapping."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -267,6 +269,7 @@ def validate_located(model: type[_M], raw: Any, shown: str, unknown_key: str) ->
                 msg = unknown_key
             elif err["type"] == "missing":
                 msg = "required key is missing"
-            errors.append(RulesetError(locate(raw, loc, shown), msg,
+            at_key = unknown_at_key and err["type"] == "extra_forbidden"
+            errors.append(RulesetError(locate(raw, loc, shown, at_key), msg,
                                        ".".join(str(p) for p in loc) or None))
         raise (errors[0] if len(errors) == 1 else RulesetErrors(errors)) from None

@@ -55,10 +55,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import Location, RulesetError, RulesetErrors
-from ..language.yamlsrc import load_yaml, locate, shown_path
+from ..errors import Location, RulesetError
+from ..language.yamlsrc import load_yaml, locate, shown_path, validate_located
 
 if TYPE_CHECKING:
     from ..population.dashboard import DashboardFile
@@ -383,21 +383,9 @@ def load_approvals(path: Path, shown: str, rulebook_id: str
                    ) -> tuple[ApprovalsFile, tuple[Location, ...]]:
     """Read and validate an approvals file. Raises RulesetError naming file:line:column."""
     raw = load_yaml(path, shown)
-    try:
-        model = ApprovalsFile.model_validate(raw)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (an approval has target, version, sha256, by, role, date, " \
-                      "notes)"
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            errors.append(RulesetError(locate(raw, loc, shown, err["type"] == "extra_forbidden"),
-                                       msg, ".".join(str(p) for p in loc) or None))
-        raise (errors[0] if len(errors) == 1 else RulesetErrors(errors)) from None
+    model = validate_located(ApprovalsFile, raw, shown,
+                             "unknown key (an approval has target, version, sha256, by, role, "
+                             "date, notes)", unknown_at_key=True)
     if model.approvals_for != rulebook_id:
         raise RulesetError(locate(raw, ("approvals_for",), shown),
                            f"these approvals are for rulebook {model.approvals_for!r}, not "
