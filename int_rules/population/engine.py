@@ -245,16 +245,17 @@ def run_population(
             say("starting Spark", 0.0)
             spark = spark_engine.session(spark_master or spark_engine.DEFAULT_MASTER)
         work_dir = Path(tempfile.mkdtemp(prefix="int_rules_spark_", dir=temp_directory))
-        if isinstance(data_dir, Mapping):
-            data_dir = spark_engine.tables_to_parquet(spark, data_dir, work_dir / "tables")
-    directory = Path(data_dir) if not isinstance(data_dir, Mapping) else MEMORY_DIR
-    compiled = compile_model(book.model, as_of, SPARK if engine == "spark" else DUCKDB)
     try:
+        if spark is not None and isinstance(data_dir, Mapping):
+            assert work_dir is not None
+            data_dir = spark_engine.tables_to_parquet(spark, data_dir, work_dir / "tables")
         con = connect(threads, memory_limit, temp_directory)
     except BaseException:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
         raise
+    directory = Path(data_dir) if not isinstance(data_dir, Mapping) else MEMORY_DIR
+    compiled = compile_model(book.model, as_of, SPARK if engine == "spark" else DUCKDB)
     timings: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -269,10 +270,9 @@ def run_population(
         duckdb_engine.code_tables(con, compiled, info)
         say("reading and checking the tables", 0.0)
         found = register_tables(con, data_dir) if isinstance(data_dir, Mapping) else None
-        # Both kinds of aggregate are computed in the pass that counts the rows.
-        plain, person = duckdb_engine.row_aggregates(compiled)
         loaded = load_tables(con, directory, lambda m: say(m, 0.1), keep_codes="__relevant",
-                             aggregates={"ev": RowAggregates(plain, person)},
+                             aggregates={"ev": RowAggregates(
+                                 *duckdb_engine.row_aggregates(compiled))},
                              found=found)
         lap("read_and_validate")
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
