@@ -38,7 +38,7 @@ def same_people(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for fmt in ("csv", "fhir"):
         write_population(base / fmt, 1500, seed=7, fmt=fmt)  # type: ignore[arg-type]
         args = ["population", str(base / fmt), "--as-of", AS_OF, "--out",
-                str(base / f"{fmt}-out"), "--quiet"]
+                str(base / f"{fmt}-out"), "--quiet", "--results-csv"]
         assert main([*args, "--fhir"] if fmt == "fhir" else args) == 0
         out[fmt] = base / f"{fmt}-out"
     return out["csv"], out["fhir"]

@@ -392,7 +392,7 @@ def test_bad_input(case: Case, base_extract: Path, tmp_path: Path,
     if argv[0] == "population" and code == 0:
         _assert_nobody_lost(tmp_path / "extract", tmp_path / "out")
     if argv[0] == "population" and code != 0:
-        assert not (tmp_path / "out" / "results.csv").exists(), "no partial outputs"
+        assert not (tmp_path / "out" / "results.parquet").exists(), "no partial outputs"
 
 
 def _assert_nobody_lost(extract: Path, out: Path) -> None:
@@ -400,8 +400,8 @@ def _assert_nobody_lost(extract: Path, out: Path) -> None:
     pats = summary["patients"]
     assert pats["all_accounted_for"]
     assert pats["read"] == _nonblank_data_lines(extract / "patients.csv")
-    with (out / "results.csv").open(newline="", encoding="utf-8") as fh:
-        assert sum(1 for _ in csv.DictReader(fh)) == pats["in_results"]
+    results = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out / 'results.parquet'}')")
+    assert results.fetchall()[0][0] == pats["in_results"]
     for name, st in summary["tables"].items():
         assert st["rows_read"] == (st["rows_accepted"] + st["rows_rejected"]
                                    + st["rows_of_rejected_patients"]), name
@@ -574,15 +574,16 @@ def test_a_run_replaces_every_output_of_the_last_one(base_extract: Path, row_run
     out = tmp_path / "out"
     shutil.copytree(row_run[0], out)
     (out / "facts.parquet").write_bytes(b"from an earlier run with --with-facts")
+    (out / "results.csv").write_bytes(b"from an earlier run with --results-csv")
     (out / ".int-rules-staging-0123456789abcdef").mkdir()  # left by a killed run
     (out / "notes.txt").write_text("mine", encoding="utf-8")
     assert main(["population", str(base_extract), "--as-of", AS_OF, "--out", str(out),
                  "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "dashboard.csv", "data_dictionary.csv", "findings.csv", "notes.txt", "outcomes.csv",
-        "rejects.csv", "report.html", "results.csv", "results.parquet", "run_summary.json"]
+        "rejects.csv", "report.html", "results.parquet", "run_summary.json"]
     run_id = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))["run_id"]
-    for name in ("results.csv", "findings.csv", "rejects.csv", "dashboard.csv"):
+    for name in ("findings.csv", "rejects.csv", "dashboard.csv"):
         with (out / name).open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             assert reader.fieldnames and {"run_id", "as_of", "rulebook_sha256"} <= set(
@@ -616,7 +617,7 @@ def test_formula_cells_are_neutralised_in_csv(base_extract: Path, tmp_path: Path
     shutil.copytree(base_extract, tmp_path / "extract")
     _formula(tmp_path / "extract" / "patients.csv")
     assert main(["population", str(tmp_path / "extract"), "--as-of", AS_OF, "--out",
-                 str(tmp_path / "out"), "--quiet"]) == 0
+                 str(tmp_path / "out"), "--quiet", "--results-csv"]) == 0
     with (tmp_path / "out" / "results.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert rows[0]["neighbourhood"] == "'=HYPERLINK(\"http://x\")"
@@ -652,7 +653,8 @@ def test_formula_like_rule_output_text_is_neutralised_in_csv_only(base_extract: 
         text = text.replace(old, new)
     path.write_text(text, encoding="utf-8")
     assert main(["population", str(base_extract), "--as-of", AS_OF, "--out",
-                 str(tmp_path / "out"), "--quiet", "--rules", str(tmp_path / "rulesets")]) == 0
+                 str(tmp_path / "out"), "--quiet", "--rules", str(tmp_path / "rulesets"),
+                 "--results-csv"]) == 0
     column = "identification_cannot_check_from_codes"
     with (tmp_path / "out" / "results.csv").open(newline="", encoding="utf-8") as fh:
         in_csv = [r[column] for r in csv.DictReader(fh)]

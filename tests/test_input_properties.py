@@ -130,7 +130,8 @@ def test_same_bytes_on_one_or_two_threads_and_across_runs(
     outs = []
     for i, threads in enumerate((1, 2, 2)):
         out = tmp_path / f"out{i}"
-        population_report(book, data, AS_OF, out, threads=threads, with_facts=True)
+        population_report(book, data, AS_OF, out, threads=threads, with_facts=True,
+                          results_csv=True)
         outs.append(_comparable(out))
     assert set(outs[0]) >= {"results.csv", "results.parquet", "findings.csv", "rejects.csv",
                             "dashboard.csv", "report.html", "run_summary.json",

@@ -29,7 +29,7 @@ def extract(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def report(extract: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
     assert main(["population", str(extract), "--as-of", "2026-03-31", "--out", str(out),
-                 "--quiet", "--with-facts"]) == 0
+                 "--quiet", "--with-facts", "--results-csv"]) == 0
     return out
 
 
@@ -177,7 +177,7 @@ def test_demo_makes_a_population_and_says_where_the_report_is(
 def test_same_inputs_same_bytes_in_input_order(extract: Path, report: Path,
                                                tmp_path: Path) -> None:
     assert main(["population", str(extract), "--as-of", "2026-03-31", "--out", str(tmp_path),
-                 "--quiet", "--threads", "1"]) == 0
+                 "--quiet", "--threads", "1", "--results-csv"]) == 0
     for name in ("results.csv", "results.parquet", "findings.csv", "rejects.csv",
                  "dashboard.csv"):
         assert (tmp_path / name).read_bytes() == (report / name).read_bytes(), name

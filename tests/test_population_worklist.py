@@ -32,7 +32,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  "--quiet"]) == 0
     out = tmp_path_factory.mktemp("run")
     assert main(["population", str(data), "--as-of", "2026-03-31", "--out", str(out),
-                 "--quiet"]) == 0
+                 "--quiet", "--results-csv"]) == 0
     return out
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 import int_rules
@@ -40,7 +41,7 @@ def extract(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _population_cli(data: Path, out: Path, *extra: str) -> int:
     return main(["population", str(data), "--as-of", DEFAULT_AS_OF.isoformat(), "--out",
-                 str(out), "--quiet", "--with-facts", *extra])
+                 str(out), "--quiet", "--with-facts", "--results-csv", *extra])
 
 
 def _summary_without_run_facts(path: Path) -> dict[str, Any]:
@@ -157,11 +158,12 @@ def test_the_databricks_example_runs_locally(spark_session: Any, extract: Path,
     example["main"](["--as-of", DEFAULT_AS_OF.isoformat(), "--files", str(extract),
                      "--out", str(tmp_path / "out")])
     written = {p.name for p in (tmp_path / "out").iterdir()}
-    assert {"results.csv", "results.parquet", "findings.csv", "rejects.csv"} <= written
+    assert {"results.parquet", "findings.csv", "rejects.csv"} <= written
     want = run_population(BOOK, extract, DEFAULT_AS_OF)
     try:
-        rows = (tmp_path / "out" / "results.csv").read_text(encoding="utf-8").splitlines()
-        assert len(rows) == 1 + want.summary()["patients"]["in_results"]
+        rows = duckdb.sql("SELECT count(*) FROM read_parquet("
+                          f"'{tmp_path / 'out' / 'results.parquet'}')").fetchall()[0][0]
+        assert rows == want.summary()["patients"]["in_results"]
     finally:
         want.close()
 

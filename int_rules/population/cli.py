@@ -185,8 +185,8 @@ def _cmd_population(args: argparse.Namespace) -> int:
                                                 progress, args.threads, args.quiet,
                                                 args.memory_limit)
         result = population_report(book, data_dir, args.as_of, args.out, progress=progress,
-                                   with_facts=args.with_facts, threads=args.threads,
-                                   memory_limit=args.memory_limit,
+                                   with_facts=args.with_facts, results_csv=args.results_csv,
+                                   threads=args.threads, memory_limit=args.memory_limit,
                                    suppress_small_numbers=args.suppress_small_numbers,
                                    engine=args.engine, spark_master=args.spark_master)
     for warning in result.summary.get("warnings", ()):
@@ -434,9 +434,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "population", help="assess a whole GP extract (CSV/Parquet tables) as of a date",
         description="Assess every patient in DATA_DIR as of a date on DuckDB and write, into "
-                    "OUT_DIR: results.csv and results.parquet (one row per patient: cohorts, "
+                    "OUT_DIR: results.parquet (one row per patient: cohorts, "
                     "pathway state, next steps, review reasons, step-down, monitoring level, "
-                    "finding ids), findings.csv (one row per data-quality finding), "
+                    "finding ids; with --results-csv also as results.csv), findings.csv "
+                    "(one row per data-quality finding), "
                     "dashboard.csv (the INT development dashboard per neighbourhood), "
                     "report.html (one self-contained file with charts), rejects.csv (every "
                     "row that could not be used, with file, row and reason) and "
@@ -459,6 +460,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "neither; default DATA_DIR/practices.csv when present)")
     p.add_argument("--with-facts", action="store_true",
                    help="also write facts.parquet: every fact's value for every patient")
+    p.add_argument("--results-csv", action="store_true",
+                   help="also write the results as results.csv, for a spreadsheet (a "
+                        "spreadsheet holds about a million rows; the worklists are the "
+                        "per-neighbourhood view: 'int-rules worklists')")
     p.add_argument("--fail-on-rejects", action="store_true",
                    help="exit with code 1 when any row was rejected (outputs are still written)")
     p.add_argument("--suppress-small-numbers", action="store_true",

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from ..rulebook import Rulebook
     from .worklist import Worklists
 
-__all__ = ["DictionaryEntry", "data_dictionary", "results_select", "write_data_dictionary"]
+__all__ = ["DictionaryEntry", "data_dictionary", "results_select", "worklist_fact_columns",
+           "write_data_dictionary"]
 
 
 @dataclass(frozen=True)
@@ -107,22 +108,20 @@ def data_dictionary(book: Rulebook, wl: Worklists | None) -> list[DictionaryEntr
     return out
 
 
-def results_select(inner: str, book: Rulebook, wl: Worklists | None, text: bool,
-                   facts_table: str = "facts_out") -> str:
-    """The results file's query from the engine's ordered results query ``inner`` (``pid``
-    first, one row per assessed patient in ``pid`` order; ``text``: lists already joined as
-    text): single-valued outputs as scalars, the worklist fact columns beside them, ``pid``
-    left out. The facts (one row per assessed patient) are sorted by ``pid`` and joined by
-    position, so the wide results rows are never sorted again."""
-    if wl is None:
-        return f"SELECT * EXCLUDE (pid) FROM ({inner})"
+def results_select(inner: str, book: Rulebook, wl: Worklists | None, text: bool) -> str:
+    """The results file's query from the engine's results query ``inner`` (``pid`` first, one
+    row per assessed patient; ``text``: lists already joined as text; with the worklist fact
+    columns, named by the fact, before the provenance columns: see
+    :func:`worklist_fact_columns`): single-valued outputs as scalars. ``pid`` stays, in
+    first place, for the writer to sort by (the order of the patients table) and leave out."""
     replace: list[str] = []
+    scalars = wl.scalar_outputs if wl is not None else frozenset()
     for rs in book.rulesets:
         if rs.definition.hit_policy != "collect":
             continue
         for key, o in rs.definition.outputs.items():
             col = f"{rs.id}_{key}"
-            if col not in wl.scalar_outputs:
+            if col not in scalars:
                 continue
             if o.type == "bool":
                 expr = (f"COALESCE(r.{col} = 'true', FALSE)" if text
@@ -130,14 +129,16 @@ def results_select(inner: str, book: Rulebook, wl: Worklists | None, text: bool,
             else:
                 expr = f"NULLIF(r.{col}, '')" if text else f"r.{col}[1]"
             replace.append(f"{expr} AS {col}")
-    tail = ["rulebook_sha256", "rulebook_status", "run_id", "as_of"]
-    facts = "".join(f", f.{c.fact}" for c in wl.columns)
-    picked = ", ".join(f"{fact_column(c.fact)} AS {c.fact}" for c in wl.columns)
     rep = f" REPLACE ({', '.join(replace)})" if replace else ""
-    return (f"SELECT r.* EXCLUDE (pid, {', '.join(tail)}){rep}{facts}, "
-            f"{', '.join('r.' + t for t in tail)} "
-            f"FROM ({inner}) r POSITIONAL JOIN "
-            f"(SELECT {picked} FROM {facts_table} ORDER BY pid) f")
+    return f"SELECT r.*{rep} FROM ({inner}) r"
+
+
+def worklist_fact_columns(wl: Worklists | None, table: str = "b") -> str:
+    """The worklist fact columns of the results (``, b.f_x AS x, ...``), read from ``table``
+    (the engine's ``__res``, which holds every fact the run kept)."""
+    if wl is None:
+        return ""
+    return "".join(f", {table}.{fact_column(c.fact)} AS {c.fact}" for c in wl.columns)
 
 
 def write_data_dictionary(entries: Sequence[DictionaryEntry], path: Path) -> None:

@@ -36,7 +36,7 @@ from ..engines.sql import (
 from ..errors import IntRulesError
 from ..review.approvals import overall_status as least_approved
 from ..review.approvals import status_of
-from .columns import results_select
+from .columns import results_select, worklist_fact_columns
 from .csvsafe import neutralise_sql, safe_csv_select
 from .memory import MEMORY_DIR, ArrowStreamExportable, register_tables
 from .tables import TABLES, LoadResult, PopulationInputError, RowAggregates, load_tables
@@ -88,6 +88,7 @@ class PopulationRun:
     pathway_mode: str = "signatures"
     engine: str = "duckdb"
     work_dir: Path | None = None  # the Spark engine's exchange folder, removed on close
+    kept_facts: tuple[str, ...] = ()  # the facts ``__res`` holds beside the results (f_<name>)
 
     def close(self) -> None:
         self.con.close()
@@ -276,7 +277,8 @@ def run_population(
                              found=found)
         lap("read_and_validate")
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
-                            pathway_mode=pathway_mode, engine=engine, work_dir=work_dir)
+                            pathway_mode=pathway_mode, engine=engine, work_dir=work_dir,
+                            kept_facts=tuple(dict.fromkeys(keep_facts)))
         if spark is not None:
             assert work_dir is not None
             try:
@@ -294,7 +296,7 @@ def run_population(
                                           finding_rulesets=finding_rulesets, lap=lap, say=say)
         run.pathway_signatures = done.pathway_signatures
         run.rule_masks = done.rule_masks
-        _results(con, compiled)
+        _results(con, compiled, run.kept_facts)
         run.patients_assessed = int(con.execute("SELECT count(*) FROM assessed").fetchall()[0][0])
         run.patients_rule_conflicts = int(con.execute(
             "SELECT count(*) FROM rejects WHERE tbl = '(rules)'").fetchall()[0][0])
@@ -315,29 +317,30 @@ def _abandon(con: duckdb.DuckDBPyConnection, work_dir: Path | None) -> None:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _results(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation) -> None:
+def _results(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
+             kept_facts: Sequence[str]) -> None:
     """``__res`` (one row per assessed patient, keys into the per-mask and per-signature
-    tables) and the ``results`` view."""
+    tables, and the ``kept_facts`` columns of ``__cm``) and the ``results`` view."""
+    kept = "".join(f", c.{fact_column(n)}" for n in kept_facts)
     mcols = ", ".join(f"m{k}" for k in range(mask_columns(compiled)))
-    # One row per assessed patient in input order, holding only keys into the per-mask and
-    # per-signature tables: sorting this narrow table is cheap, and the outputs then read it in
-    # order and look the lists up by index (no join, so no reordering).
+    # One row per assessed patient, holding keys into the per-mask and per-signature tables
+    # (their columns are joined in when the results are read, and sorted by pid there: a join
+    # does not keep any order).
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE __res AS
         SELECT p.pid, p.patient_id, p.practice, p.neighbourhood, p.gp_system, p.sex,
                CAST({age_sql(compiled.as_of, 'p.dob')} AS INTEGER) AS age, p.dod AS date_of_death,
                w.pw_state AS pathway_state, w.pw_entered AS pathway_entered, p.rejected_rows,
-               d.mask_idx, r.sig_idx
+               d.mask_idx, r.sig_idx{kept}
         FROM pt p JOIN pw w USING (pid) JOIN __cm c USING (pid)
         JOIN __rdim d USING ({mcols}) JOIN __pw_res r ON r.sig = w.pw_sig
-        WHERE d.__conflict IS NULL
-        ORDER BY p.pid""")
+        WHERE d.__conflict IS NULL""")
     con.execute(f"CREATE OR REPLACE TEMP VIEW results AS {_results_sql(compiled, False)}")
 
 
 def _result_columns(compiled: CompiledPopulation, text: bool, codes: bool = True
                     ) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(columns, lists of ``__rdim`` by mask, lists of ``__pw_res`` by signature, the text
+    """(columns, columns of ``__rdim`` by mask, columns of ``__pw_res`` by signature, the text
     columns neutralised for spreadsheets) of the results (``text``: lists as ``a; b``
     strings, for CSV, every text cell neutralised once per mask or signature (see csvsafe),
     not once per patient; ``codes``: with the pathway codes that may be recorded next, which
@@ -356,12 +359,12 @@ def _result_columns(compiled: CompiledPopulation, text: bool, codes: bool = True
         return src
 
     def mask(src: str, name: str, is_text: bool) -> None:
-        by_mask.append(f"list({cell(src, name, is_text)} ORDER BY mask_idx) AS {name}")
-        cols.append(f"d.{name}[b.mask_idx] AS {name}")
+        by_mask.append(f"{cell(src, name, is_text)} AS {name}")
+        cols.append(f"d.{name}")
 
     def sig(src: str, name: str) -> None:
-        by_sig.append(f"list({cell(src, name, True)} ORDER BY sig_idx) AS {name}")
-        cols.append(f"r.{name}[b.sig_idx] AS {name}")
+        by_sig.append(f"{cell(src, name, True)} AS {name}")
+        cols.append(f"r.{name}")
 
     for rs in compiled.rulesets:
         for key, otype in rs.outputs.items():
@@ -381,11 +384,14 @@ def _result_columns(compiled: CompiledPopulation, text: bool, codes: bool = True
 
 def _results_sql(compiled: CompiledPopulation, text: bool, extra: str = "",
                  codes: bool = True) -> str:
-    """The results, one row per assessed patient in input order (``b.pid`` first)."""
+    """The results, one row per assessed patient (``b.pid`` first; in no order: sort by
+    ``pid`` for the order of the patients table). Each patient's outputs are joined in from
+    the one row of their rule mask and pathway signature, computed once per mask or
+    signature."""
     cols, by_mask, by_sig, _neutralised = _result_columns(compiled, text, codes)
-    return (f"WITH d AS (SELECT {', '.join(by_mask)} FROM __rdim), "
-            f"r AS (SELECT {', '.join(by_sig)} FROM __pw_res) "
-            f"SELECT b.pid, {', '.join(cols)}{extra} FROM __res b, d, r")
+    return (f"SELECT b.pid, {', '.join(cols)}{extra} FROM __res b "
+            f"JOIN (SELECT mask_idx, {', '.join(by_mask)} FROM __rdim) d USING (mask_idx) "
+            f"JOIN (SELECT sig_idx, {', '.join(by_sig)} FROM __pw_res) r USING (sig_idx)")
 
 
 def mask_columns_sql(run: PopulationRun) -> str:
@@ -464,14 +470,24 @@ def records_from_tables(con: duckdb.DuckDBPyConnection,
 
 
 def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
-                  worklists: Worklists | None = None, run_id: str = "") -> dict[str, Path]:
-    """Write results (Parquet and CSV), findings and rejects (CSV) and, ``with_facts``, every
-    fact value (Parquet) into ``out_dir``. Returns the paths written, by name. Every file
-    carries the rulebook's sha256 and status: Parquet in its key-value metadata with every
-    ruleset's version and status; CSV in the columns ``rulebook_sha256`` and ``rulebook_status``
-    (``draft`` while any ruleset is a draft; the sha256 names the exact versions), with the
-    ``run_id`` and ``as_of`` date (Parquet: metadata keys ``run_id`` and ``as_of``). CSV text
-    cells that a spreadsheet would take for a formula are neutralised (see csvsafe)."""
+                  worklists: Worklists | None = None, run_id: str = "",
+                  results_csv: bool = False) -> dict[str, Path]:
+    """Write ``results.parquet``, findings and rejects (CSV), with ``results_csv`` the results
+    as CSV too and, ``with_facts``, every fact value (Parquet) into ``out_dir``. Returns the
+    paths written, by name. Every file carries the rulebook's sha256 and status: Parquet in its
+    key-value metadata with every ruleset's version and status; CSV in the columns
+    ``rulebook_sha256`` and ``rulebook_status`` (``draft`` while any ruleset is a draft; the
+    sha256 names the exact versions), with the ``run_id`` and ``as_of`` date (Parquet:
+    metadata keys ``run_id`` and ``as_of``). CSV text cells that a spreadsheet would take for
+    a formula are neutralised (see csvsafe).
+
+    With ``worklists``, the results carry its fact columns: the run must have kept those facts
+    (``run_population(keep_facts=...)``, as :func:`~.run.population_report` does)."""
+    if worklists is not None:
+        missing = [f for f in worklists.facts if f not in run.kept_facts]
+        if missing:
+            raise ValueError("write_outputs: the worklists' fact columns were not kept by the "
+                             f"run (run_population(keep_facts=...)): {', '.join(missing)}")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -485,44 +501,38 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
     sha = literal(run.book.sha256)
     paths: dict[str, Path] = {}
 
-    def copy(name: str, sql: str, filename: str, neutralised: Sequence[str] = ()) -> None:
+    def copy(name: str, sql: str, filename: str, neutralised: Sequence[str] = (),
+             by_pid: bool = False) -> None:
+        """``sql`` into ``filename``; ``by_pid``: sorted by its ``pid`` column, left out."""
         path = out_dir / filename
         if filename.endswith(".parquet"):
             opts = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{meta_sql}}}"
         else:
             opts = "FORMAT csv, HEADER true"
             sql = safe_csv_select(con, sql, neutralised)
+        if by_pid:
+            sql = f"SELECT * EXCLUDE (pid) FROM ({sql}) ORDER BY pid"
         try:
             con.execute(f"COPY ({sql}) TO {literal(str(path))} ({opts})")
         except duckdb.Error as exc:
             raise PopulationInputError(f"cannot write {path}: {exc}") from None
         paths[name] = path
 
-    # In input order: __res is sorted and read by a scan; the lists are looked up by index.
+    # In input order (sorted by pid); the worklists' fact columns are __res's own.
     status = literal(overall_status(run.book))
     stamp = (f"{sha} AS rulebook_sha256, {status} AS rulebook_status, {literal(run_id)} AS "
              f"run_id, DATE {literal(run.as_of.isoformat())} AS as_of")
-    extra = f", {stamp}"
-    # The worklists' fact columns, computed once for both results files (not once each).
-    facts_table = "facts_out"
-    if worklists is not None and worklists.columns:
-        picked = ", ".join(dict.fromkeys(fact_column(c.fact) for c in worklists.columns))
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE __wl_facts AS SELECT pid, {picked} "
-                        "FROM facts_out ORDER BY pid")
-        except duckdb.Error as exc:
-            raise PopulationInputError(f"cannot gather the results' fact columns: "
-                                       f"{exc}") from None
-        facts_table = "__wl_facts"
+    extra = f"{worklist_fact_columns(worklists)}, {stamp}"
     # Single-valued outputs as scalars, and the worklists' fact columns (see .columns).
     copy("results_parquet", results_select(_results_sql(run.compiled, False, extra, False),
-                                           run.book, worklists, False, facts_table),
-         "results.parquet")
-    # The outputs' text cells were neutralised once per distinct mask or signature; the rest
-    # (the patient's own columns, the worklist facts) once per patient, as for every CSV.
-    copy("results_csv", results_select(_results_sql(run.compiled, True, extra, False),
-                                       run.book, worklists, True, facts_table), "results.csv",
-         _result_columns(run.compiled, True, False)[3])
+                                           run.book, worklists, False), "results.parquet",
+         by_pid=True)
+    if results_csv:
+        # The outputs' text cells were neutralised once per distinct mask or signature; the
+        # rest (the patient's own columns, the worklist facts) once per patient.
+        copy("results_csv", results_select(_results_sql(run.compiled, True, extra, False),
+                                           run.book, worklists, True), "results.csv",
+             _result_columns(run.compiled, True, False)[3], by_pid=True)
     if with_facts:
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
         copy("facts_parquet", f"SELECT patient_id, {fact_cols} FROM facts_out ORDER BY pid",

@@ -476,11 +476,13 @@ def write_report(run: PopulationRun, table: DashboardTable | None, path: Path,
     # Data dictionary
     if dictionary:
         body.append('<h2 id="dictionary">Results columns (data dictionary)</h2>')
-        body.append(f'<p class="small">The columns of <code>results.csv</code> and '
-                    f'<code>results.parquet</code>, also in '
+        csv_too = (" and <code>results.csv</code>" if "results_csv" in outputs else "")
+        body.append(f'<p class="small">The columns of <code>results.parquet</code>{csv_too}, '
+                    'also in '
                     f'<code>{_e(outputs.get("data_dictionary_csv", "data_dictionary.csv"))}'
                     "</code>. A single-valued output is one value; a list is a Parquet list and "
-                    "in CSV its values joined with \u201c; \u201d.</p>")
+                    "in CSV (<code>--results-csv</code>) its values joined with "
+                    "\u201c; \u201d.</p>")
         body.append(_table(["column", "meaning", "type", "source"],
                            [[f"<code>{_e(e.column)}</code>", _e(e.meaning), _e(e.type),
                              _e(e.source)] for e in dictionary], left=4))

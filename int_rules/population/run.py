@@ -78,6 +78,7 @@ def population_report(
     *,
     progress: Callable[[str, float], None] | None = None,
     with_facts: bool = False,
+    results_csv: bool = False,
     threads: int | None = None,
     memory_limit: str | None = None,
     pathway_mode: str = "signatures",
@@ -88,7 +89,8 @@ def population_report(
 ) -> ReportResult:
     """Run the population and write every output into ``out_dir``:
 
-    ``results.parquet`` / ``results.csv`` (one row per assessed patient), ``findings.csv`` (one
+    ``results.parquet`` (one row per assessed patient; with ``results_csv`` also as
+    ``results.csv``, for a population small enough for a spreadsheet), ``findings.csv`` (one
     row per data-quality finding), ``rejects.csv`` (every rejected row and patient),
     ``dashboard.csv`` (per neighbourhood), ``outcomes.csv`` (the impact indicators per
     neighbourhood, from ``rulesets/outcomes.yaml``), ``report.html`` (self-contained),
@@ -120,7 +122,9 @@ def population_report(
     dashboard = load_dashboard(book, as_of)
     worklists = load_worklists(book)
     outcomes = load_outcomes(book)
-    keep: Sequence[str] = dashboard.facts if dashboard is not None else ()
+    # The facts the dashboard counts and the worklist columns carry, kept beside the results.
+    keep = tuple(dict.fromkeys([*(dashboard.facts if dashboard is not None else ()),
+                                *(worklists.facts if worklists is not None else ())]))
     findings = ({rid: dashboard.definition.findings.severity_by_output
                  for rid in dashboard.definition.findings.rulesets}
                 if dashboard is not None else {})
@@ -147,7 +151,7 @@ def population_report(
         with Staging(final, run_id) as stage:
             result = _write_all(run, stage, dashboard=dashboard, worklists=worklists,
                                 outcomes=outcomes,
-                                with_facts=with_facts,
+                                with_facts=with_facts, results_csv=results_csv,
                                 suppress_small_numbers=suppress_small_numbers,
                                 data_dir=Path(data_dir), run_id=run_id, timings=timings,
                                 lap=lap, say=say)
@@ -178,6 +182,7 @@ def input_files(files: Sequence[TableFile]) -> list[dict[str, Any]]:
 
 def _write_all(run: PopulationRun, stage: Staging, *, dashboard: Dashboard | None,
                worklists: Worklists | None, outcomes: Outcomes | None, with_facts: bool,
+               results_csv: bool,
                suppress_small_numbers: bool,
                data_dir: Path, run_id: str, timings: dict[str, float],
                lap: Callable[[str], None], say: Callable[[str, float], None]) -> ReportResult:
@@ -185,7 +190,8 @@ def _write_all(run: PopulationRun, stage: Staging, *, dashboard: Dashboard | Non
     book = run.book
     out = stage.dir
     say("writing results", 0.85)
-    files = write_outputs(run, out, with_facts=with_facts, worklists=worklists, run_id=run_id)
+    files = write_outputs(run, out, with_facts=with_facts, worklists=worklists, run_id=run_id,
+                          results_csv=results_csv)
     dictionary = data_dictionary(book, worklists)
     files["data_dictionary_csv"] = out / "data_dictionary.csv"
     write_data_dictionary(dictionary, files["data_dictionary_csv"])

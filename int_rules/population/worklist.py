@@ -156,6 +156,11 @@ class Worklists:
     scalar_outputs: frozenset[str]  # results columns of single-valued outputs
     terms: Mapping[str, str]  # code -> term, for every code a list may show
 
+    @property
+    def facts(self) -> tuple[str, ...]:
+        """The facts of the results' worklist columns, in column order."""
+        return tuple(c.fact for c in self.columns)
+
     def column_title(self, name: str) -> str:
         return next((c.title for c in self.columns if c.fact == name), name)
 
