@@ -122,13 +122,15 @@ def _comparable(out: Path) -> dict[str, bytes]:
     return files
 
 
-def test_same_bytes_on_one_or_two_threads_and_across_runs(
+def test_same_bytes_on_one_or_two_threads_any_csv_blocks_and_across_runs(
         book: Rulebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "extract"
     write_population(data, 1500, seed=5)
-    monkeypatch.setattr(csvlines, "BLOCK_BYTES", 1 << 16)  # many blocks per file
     outs = []
     for i, threads in enumerate((1, 2, 2)):
+        if i == 1:  # then many blocks per file, and many batches per block
+            monkeypatch.setattr(csvlines, "BLOCK_BYTES", 1 << 16)
+            monkeypatch.setattr(csvlines, "BATCH_LINES", 100)
         out = tmp_path / f"out{i}"
         population_report(book, data, AS_OF, out, threads=threads, with_facts=True,
                           results_csv=True)
