@@ -112,8 +112,9 @@ def results_select(inner: str, book: Rulebook, wl: Worklists | None, text: bool)
     """The results file's query from the engine's results query ``inner`` (``pid`` first, one
     row per assessed patient; ``text``: lists already joined as text; with the worklist fact
     columns, named by the fact, before the provenance columns: see
-    :func:`worklist_fact_columns`): single-valued outputs as scalars. ``pid`` stays, in
-    first place, for the writer to sort by (the order of the patients table) and leave out."""
+    :func:`worklist_fact_columns`; in ``pid`` order, the order of the patients table):
+    single-valued outputs as scalars. ``pid`` stays, in first place, for the writer to leave
+    out."""
     replace: list[str] = []
     scalars = wl.scalar_outputs if wl is not None else frozenset()
     for rs in book.rulesets:

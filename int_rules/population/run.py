@@ -122,9 +122,7 @@ def population_report(
     dashboard = load_dashboard(book, as_of)
     worklists = load_worklists(book)
     outcomes = load_outcomes(book)
-    # The facts the dashboard counts and the worklist columns carry, kept beside the results.
-    keep = tuple(dict.fromkeys([*(dashboard.facts if dashboard is not None else ()),
-                                *(worklists.facts if worklists is not None else ())]))
+    keep = dashboard.facts if dashboard is not None else ()  # the facts the dashboard counts
     findings = ({rid: dashboard.definition.findings.severity_by_output
                  for rid in dashboard.definition.findings.rulesets}
                 if dashboard is not None else {})
@@ -132,6 +130,7 @@ def population_report(
         run = run_population(book, data_dir, as_of, progress=say, threads=threads,
                              memory_limit=memory_limit, pathway_mode=pathway_mode,
                              keep_facts=keep, finding_rulesets=findings, engine=engine,
+                             result_facts=worklists.facts if worklists is not None else (),
                              spark_master=spark_master)
     except duckdb.OutOfMemoryException as exc:
         within = f" within the memory limit {memory_limit}" if memory_limit else ""
