@@ -881,21 +881,33 @@ def estimate(units: Units | Sequence[tuple[Any, ...]], level: float, min_matched
         x = np.column_stack([np.ones(len(y)), e, t, e * t])
         w = np.concatenate([weight * py for _p, py, _v, _e, weight, _i in periods])
         groups = np.concatenate([pid for *_r, pid in periods])
-        did, lo, hi = _did(y, x, w, groups, level)
+        fitted = _did(y, x, w, groups, level)
+        if fitted is None:
+            note = ("no estimate: the model's confidence interval cannot be computed (too "
+                    "little variation in the matched people's admissions)")
+        else:
+            did, lo, hi = fitted
     return Estimate(n_enrolled, n_controls, cells[(True, 0.0)][1], cells[(True, 1.0)][1],
                     cells[(False, 0.0)][1], cells[(False, 1.0)][1], rate(True, 0.0),
                     rate(True, 1.0), rate(False, 0.0), rate(False, 1.0), did, lo, hi, note)
 
 
 def _did(y: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64],
-         groups: NDArray[np.int64], level: float) -> tuple[float, float, float]:
+         groups: NDArray[np.int64], level: float) -> tuple[float, float, float] | None:
+    """The interaction's coefficient and its confidence interval; None when they are not
+    finite numbers (a clustered variance that comes out negative, say)."""
     # The one model needed, not statsmodels.api (which imports every model: a second or so).
     from statsmodels.regression.linear_model import WLS
 
-    fit = WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups},
-                                   use_t=True)
-    ci = fit.conf_int(alpha=1 - level)
-    return float(fit.params[3]), float(ci[3][0]), float(ci[3][1])
+    # The standard errors of the other coefficients may not exist (no variation in a cell):
+    # numpy would warn of the square root of a negative variance; only the interaction's
+    # figures are used, and they are checked here.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fit = WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups},
+                                       use_t=True)
+        ci = fit.conf_int(alpha=1 - level)
+    out = (float(fit.params[3]), float(ci[3][0]), float(ci[3][1]))
+    return out if all(math.isfinite(v) for v in out) else None
 
 
 def _row(table: OutcomesTable, ind: Indicator, nb: str,
