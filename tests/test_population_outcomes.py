@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -417,6 +418,20 @@ def test_estimate_is_the_difference_of_pooled_rates() -> None:
     assert (est.enrolled, est.controls) == (30, 60)
     small = estimate(units[:30], 0.95, 20)
     assert small.did is None and "fewer than 20" in small.note
+
+
+def test_no_estimate_when_the_records_cannot_identify_one() -> None:
+    """Enough matched people, but none with person-time after joining: the model's design has
+    no after period, so the difference in differences is not identified; it is reported as no
+    estimate, with why, and nothing is printed."""
+    # (nb, cohort, match, pid, enrolled, weight, before days, after days, before, after)
+    units = [("A", "none", i, i, True, 1.0, 365, 0, 1 + i % 2, 0) for i in range(3)]
+    units += [("A", "none", i, 10 + i, False, 1.0, 365, 0, 2 - i % 2, 0) for i in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = estimate(units, 0.95, 2)
+    assert est.did is None and est.ci_low is None and est.ci_high is None
+    assert "cannot identify" in est.note
 
 
 # -- a planted effect is recovered, and no effect is found ------------------------------------

@@ -883,8 +883,9 @@ def estimate(units: Units | Sequence[tuple[Any, ...]], level: float, min_matched
         groups = np.concatenate([pid for *_r, pid in periods])
         fitted = _did(y, x, w, groups, level)
         if fitted is None:
-            note = ("no estimate: the model's confidence interval cannot be computed (too "
-                    "little variation in the matched people's admissions)")
+            note = ("no estimate: the matched people's records cannot identify the difference "
+                    "in differences (too few people, or no person-time before or after "
+                    "joining in one of the groups)")
         else:
             did, lo, hi = fitted
     return Estimate(n_enrolled, n_controls, cells[(True, 0.0)][1], cells[(True, 1.0)][1],
@@ -894,14 +895,19 @@ def estimate(units: Units | Sequence[tuple[Any, ...]], level: float, min_matched
 
 def _did(y: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64],
          groups: NDArray[np.int64], level: float) -> tuple[float, float, float] | None:
-    """The interaction's coefficient and its confidence interval; None when they are not
-    finite numbers (a clustered variance that comes out negative, say)."""
+    """The interaction's coefficient and its confidence interval; None when the data cannot
+    identify it (a design of lower rank: no person-time in one of the four cells; no more
+    observations than coefficients, or one person: the clustered errors' small-sample
+    correction would divide by zero) or the figures are not finite numbers."""
     # The one model needed, not statsmodels.api (which imports every model: a second or so).
     from statsmodels.regression.linear_model import WLS
 
     # The standard errors of the other coefficients may not exist (no variation in a cell):
     # numpy would warn of the square root of a negative variance; only the interaction's
     # figures are used, and they are checked here.
+    if (len(y) <= x.shape[1] or len(np.unique(groups)) < 2
+            or np.linalg.matrix_rank(x * np.sqrt(w)[:, None]) < x.shape[1]):
+        return None
     with np.errstate(invalid="ignore", divide="ignore"):
         fit = WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups},
                                        use_t=True)
