@@ -128,8 +128,9 @@ def test_same_bytes_on_one_or_two_threads_any_csv_blocks_and_across_runs(
     write_population(data, 1500, seed=5)
     outs = []
     for i, threads in enumerate((1, 2, 2)):
-        if i == 1:  # then many blocks per file, and many batches per block
+        if i == 1:  # then many blocks per file, many pieces and batches per block
             monkeypatch.setattr(csvlines, "BLOCK_BYTES", 1 << 16)
+            monkeypatch.setattr(csvlines, "PIECE_BYTES", 1 << 12)
             monkeypatch.setattr(csvlines, "BATCH_LINES", 100)
         out = tmp_path / f"out{i}"
         population_report(book, data, AS_OF, out, threads=threads, with_facts=True,
@@ -141,3 +142,35 @@ def test_same_bytes_on_one_or_two_threads_any_csv_blocks_and_across_runs(
     for other in outs[1:]:
         for name, content in outs[0].items():
             assert other[name] == content, name
+
+
+_LINES = [b"a,b", b"", b'"x,1",2', b"c,d\r", b"\xe9,1", b"e,f", b"\r", b"g,h,i"]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.sampled_from(_LINES), max_size=60), block=st.integers(1, 300),
+       piece=st.integers(1, 300), batch=st.integers(1, 8))
+def test_every_line_is_read_once_with_its_number_whatever_the_block_sizes(
+        tmp_path: Path, lines: list[bytes], block: int, piece: int, batch: int) -> None:
+    """However the file is cut into pieces, blocks and batches, every line after the header is
+    one row numbered by its line, in order, with its own text; the blank lines are counted and
+    the lines with a quote or not UTF-8 are the ones split in Python."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"h1,h2\n" + b"".join(line + b"\n" for line in lines))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(csvlines, "PIECE_BYTES", piece)
+        mp.setattr(csvlines, "BATCH_LINES", batch)
+        blocks = list(csvlines.read_blocks(path, ValueError, block))
+    numbers = [n for b in blocks for n in b.plain.column("line").to_pylist()]
+    assert numbers == list(range(2, 2 + len(lines)))
+    texts = [t for b in blocks for t in b.plain.column("text").to_pylist()]
+    skips = [s for b in blocks for s in b.plain.column("skip").to_pylist()]
+    special = {i + 2 for i, line in enumerate(lines) if b'"' in line or b"\xe9" in line}
+    blank = {i + 2 for i, line in enumerate(lines) if line in (b"", b"\r")}
+    assert {n for n, s in zip(numbers, skips, strict=True) if s} == special | blank
+    assert sum(b.blank_lines for b in blocks) == len(blank)
+    assert [n for b in blocks for n in b.parsed.column("line").to_pylist()] == sorted(special)
+    for n, text, skip in zip(numbers, texts, skips, strict=True):
+        if not skip:
+            assert text.rstrip("\r\n") == lines[n - 2].rstrip(b"\r").decode()

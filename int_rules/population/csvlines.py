@@ -7,8 +7,9 @@ next line is read as the next row. Every line of the file is then exactly one of
 (line 1), a blank line (counted and skipped), or a row, numbered by its line. Nothing is
 inferred ("sniffed") from the data.
 
-The file is read in blocks of bytes. Line breaks are found with numpy and the lines handed to
-DuckDB as an Arrow table (``line``, ``text``), where they are split into cells in parallel; the
+The file is read in pieces of bytes (:data:`PIECE_BYTES`). Line breaks are found with numpy and
+the lines of a few pieces (a block, :data:`BLOCK_BYTES`) handed to DuckDB as an Arrow table
+(``line``, ``text``), where they are split into cells in parallel; the
 rare lines that hold a quote are parsed here with :mod:`csv`. A line that is not UTF-8 is kept
 as a row whose cells are unreadable, so it is rejected with its line number. ``.csv.gz`` files
 are decompressed as they are read.
