@@ -113,8 +113,7 @@ def results_select(inner: str, book: Rulebook, wl: Worklists | None, text: bool)
     row per assessed patient; ``text``: lists already joined as text; with the worklist fact
     columns, named by the fact, before the provenance columns: see
     :func:`worklist_fact_columns`; in ``pid`` order, the order of the patients table):
-    single-valued outputs as scalars. ``pid`` stays, in first place, for the writer to leave
-    out."""
+    single-valued outputs as scalars, ``pid`` left out."""
     replace: list[str] = []
     scalars = wl.scalar_outputs if wl is not None else frozenset()
     for rs in book.rulesets:
@@ -131,15 +130,15 @@ def results_select(inner: str, book: Rulebook, wl: Worklists | None, text: bool)
                 expr = f"NULLIF(r.{col}, '')" if text else f"r.{col}[1]"
             replace.append(f"{expr} AS {col}")
     rep = f" REPLACE ({', '.join(replace)})" if replace else ""
-    return f"SELECT r.*{rep} FROM ({inner}) r"
+    return f"SELECT r.* EXCLUDE (pid){rep} FROM ({inner}) r"
 
 
-def worklist_fact_columns(wl: Worklists | None, table: str = "b") -> str:
-    """The worklist fact columns of the results (``, b.f_x AS x, ...``), read from ``table``
-    (the engine's ``__res``, which holds every fact the run kept)."""
+def worklist_fact_columns(wl: Worklists | None) -> str:
+    """The worklist fact columns of the results (``, b.f_x AS x, ...``), read from the engine's
+    ``__res`` (``b``), which carries the run's ``result_facts``."""
     if wl is None:
         return ""
-    return "".join(f", {table}.{fact_column(c.fact)} AS {c.fact}" for c in wl.columns)
+    return "".join(f", b.{fact_column(c.fact)} AS {c.fact}" for c in wl.columns)
 
 
 def write_data_dictionary(entries: Sequence[DictionaryEntry], path: Path) -> None:

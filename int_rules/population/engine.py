@@ -329,7 +329,7 @@ def _results(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
     kept = "".join(f", c.{fact_column(n)}" for n in result_facts)
     mcols = ", ".join(f"m{k}" for k in range(mask_columns(compiled)))
     # One row per assessed patient in input order, holding keys into the per-mask and
-    # per-signature tables and the kept facts: sorting this narrow table is cheap, and the
+    # per-signature tables and the result facts: sorting this narrow table is cheap, and the
     # outputs then stream it in order past the one row of lists, looked up by index. (Joining
     # each patient to their mask's row instead keeps no order, and sorting the wide rows
     # afterwards holds them all in memory: 3.4 GiB at 1.6 million people.)
@@ -521,18 +521,17 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
     paths: dict[str, Path] = {}
 
     def copy(name: str, sql: str, filename: str, neutralised: Sequence[str] = (),
-             pid_first: bool = False) -> None:
-        """``sql`` into ``filename``; ``pid_first``: its first column, ``pid``, left out."""
+             in_order: bool = False) -> None:
+        """``sql`` into ``filename``; ``in_order``: a scan of ``__res`` in order, written on
+        one thread (see :func:`_one_thread`)."""
         path = out_dir / filename
         if filename.endswith(".parquet"):
             opts = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{meta_sql}}}"
         else:
             opts = "FORMAT csv, HEADER true"
             sql = safe_csv_select(con, sql, neutralised)
-        if pid_first:
-            sql = f"SELECT * EXCLUDE (pid) FROM ({sql})"
         try:
-            with _one_thread(con) if pid_first else contextlib.nullcontext():
+            with _one_thread(con) if in_order else contextlib.nullcontext():
                 con.execute(f"COPY ({sql}) TO {literal(str(path))} ({opts})")
         except duckdb.Error as exc:
             raise PopulationInputError(f"cannot write {path}: {exc}") from None
@@ -547,13 +546,13 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
     # Single-valued outputs as scalars, and the worklists' fact columns (see .columns).
     copy("results_parquet", results_select(_results_sql(run.compiled, False, extra, False),
                                            run.book, worklists, False), "results.parquet",
-         pid_first=True)
+         in_order=True)
     if results_csv:
         # The outputs' text cells were neutralised once per distinct mask or signature; the
         # rest (the patient's own columns, the worklist facts) once per patient.
         copy("results_csv", results_select(_results_sql(run.compiled, True, extra, False),
                                            run.book, worklists, True), "results.csv",
-             _result_columns(run.compiled, True, False)[3], pid_first=True)
+             _result_columns(run.compiled, True, False)[3], in_order=True)
     if with_facts:
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
         copy("facts_parquet", f"SELECT patient_id, {fact_cols} FROM facts_out ORDER BY pid",
