@@ -23,7 +23,9 @@ def main() -> int:
     (pydantic building a model while it imports; DuckDB inside a query, which the population
     command undoes). Whatever then reaches here, a noted Ctrl-C is ``interrupted`` and 130.
     Once the outcome is decided, further Ctrl-C is ignored so that the exit itself cannot be
-    interrupted into a traceback.
+    interrupted into a traceback. A Ctrl-C that lands where Python cannot raise it (a
+    finaliser, a weak-reference callback) is not reported as "Exception ignored": it is noted,
+    and ends the run as ``interrupted`` like any other.
     """
     noted: list[int] = []
     try:
@@ -33,6 +35,13 @@ def main() -> int:
             noted.append(signum)
             raise KeyboardInterrupt
 
+        report_unraisable = sys.unraisablehook
+
+        def on_unraisable(unraisable: "sys.UnraisableHookArgs") -> None:
+            if not (noted and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+                report_unraisable(unraisable)
+
+        sys.unraisablehook = on_unraisable
         signal.signal(signal.SIGINT, on_interrupt)
         from .cli import main as run
 

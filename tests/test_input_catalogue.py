@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -623,6 +624,34 @@ def test_formula_cells_are_neutralised_in_csv(base_extract: Path, tmp_path: Path
     assert rows[0]["neighbourhood"] == "'=HYPERLINK(\"http://x\")"
     dashboard = (tmp_path / "out" / "dashboard.csv").read_text(encoding="utf-8")
     assert "\n=HYPERLINK" not in dashboard and "'=HYPERLINK" in dashboard
+
+
+def test_ctrl_c_where_python_cannot_raise_it_is_interrupted_not_ignored() -> None:
+    """A Ctrl-C that arrives inside a finaliser (where Python reports the KeyboardInterrupt as
+    "Exception ignored" and carries on) still ends the command as one line, ``interrupted``,
+    and exit 130."""
+    probe = textwrap.dedent("""
+        import os, signal, sys
+        import int_rules.__main__ as entry
+        import int_rules.cli as cli
+
+        class Finalised:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(1000):
+                    pass
+
+        def command():
+            thing = Finalised()
+            del thing
+            return 0
+
+        cli.main = command
+        sys.exit(entry.main())
+        """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (130, "interrupted\n")
 
 
 def test_the_entry_point_imports_nothing_before_its_ctrl_c_handler() -> None:
