@@ -14,14 +14,19 @@ import datetime as dt
 import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from int_rules import PatientRecord, RecordError
 from int_rules.population import csvlines, population_report, run_population
-from int_rules.population.tables import PopulationInputError
+from int_rules.population.tables import PopulationInputError, load_tables
 from int_rules.rulebook import Rulebook
 from int_rules.synth import write_population
 
@@ -144,7 +149,8 @@ def test_same_bytes_on_one_or_two_threads_any_csv_blocks_and_across_runs(
             assert other[name] == content, name
 
 
-_LINES = [b"a,b", b"", b'"x,1",2', b"c,d\r", b"\xe9,1", b"e,f", b"\r", b"g,h,i"]
+_LINES = [b"a,b", b"", b'"x,1",2', b"c,d\r", b"\xe9,1", b"e,f", b"\r", b"g,h,i", b"a b,c",
+          b"x\ry,z\r", b"\tq,\x7f", b"~!,\r\r"]
 
 
 @settings(max_examples=150, deadline=None,
@@ -155,7 +161,8 @@ def test_every_line_is_read_once_with_its_number_whatever_the_block_sizes(
         tmp_path: Path, lines: list[bytes], block: int, piece: int, batch: int) -> None:
     """However the file is cut into pieces, blocks and batches, every line after the header is
     one row numbered by its line, in order, with its own text; the blank lines are counted and
-    the lines with a quote or not UTF-8 are the ones split in Python."""
+    the lines with a quote or not UTF-8 are the ones split in Python; the clean lines (ASCII
+    from "!" to "~", read without trimming) are told from the rest, and each line's break."""
     path = tmp_path / "t.csv"
     path.write_bytes(b"h1,h2\n" + b"".join(line + b"\n" for line in lines))
     with pytest.MonkeyPatch.context() as mp:
@@ -171,6 +178,97 @@ def test_every_line_is_read_once_with_its_number_whatever_the_block_sizes(
     assert {n for n, s in zip(numbers, skips, strict=True) if s} == special | blank
     assert sum(b.blank_lines for b in blocks) == len(blank)
     assert [n for b in blocks for n in b.parsed.column("line").to_pylist()] == sorted(special)
+    cleans = [c for b in blocks for c in b.plain.column("clean").to_pylist()]
+    breaks = [k for b in blocks for k in b.plain.column("brk").to_pylist()]
+    for n, clean, brk in zip(numbers, cleans, breaks, strict=True):
+        content = lines[n - 2].removesuffix(b"\r")
+        assert brk == (2 if lines[n - 2].endswith(b"\r") else 1)
+        assert clean == (content != b"" and b'"' not in content
+                         and all(33 <= c <= 126 for c in content)), lines[n - 2]
     for n, text, skip in zip(numbers, texts, skips, strict=True):
         if not skip:
             assert text.rstrip("\r\n") == lines[n - 2].rstrip(b"\r").decode()
+
+
+# -- cells: a CSV line read as a record reads it ---------------------------------------------
+
+_SPACES = ["", " ", "\t", "\u00a0", "\u2003", "\u3000"]
+_DATES = ["2025-03-14", "2025-3-14", "2025-02-30", "20250314", "2025-03-14T10:00", "0000-01-01",
+          "9999-12-31", "2025-03-1\u0661", "\u00e9025-03-14", "2025_03_14", "x", "-025-03-14"]
+_NUMBERS = ["", "0.31", "-2", "1e3", "1e999", "NaN", "-inf", "1_000", "0x10", "9" * 60, ".5",
+            "\u0661", "+4"]
+_FLAGS = ["", "true", "false", "TRUE", "Yes", "n", "0", "1", "maybe", "t", "F", "\u00fdes"]
+_IDS = ["P1", "P1\u00e9", "x" * 257, "\u00e9" * 200]
+
+
+@st.composite
+def _cell(draw: st.DrawFn, values: list[str]) -> str:
+    core = draw(st.one_of(st.sampled_from(values), st.text(
+        st.sampled_from("0123456789-.eE+tT aé\u00a0"), max_size=12)))
+    return draw(st.sampled_from(_SPACES)) + core + draw(st.sampled_from(_SPACES))
+
+
+_OTHER_SPACE = "\t\n\x0b\x0c\r\x85" + "".join(_SPACES)
+
+
+def _record_event(cells: dict[str, str]) -> tuple[str, dict[str, object]] | None:
+    """(patient_id, the event's fields) as a record reads these cells, or None if it refuses
+    them. A cell empty once trimmed is not recorded (tables trim text of white space, other
+    cells of spaces: docs/population.md)."""
+    ev: dict[str, object] = {"code": "925861000000102"}
+    for name, key in (("date", "date"), ("numeric_value", "value"),
+                      ("is_problem", "is_problem")):
+        if cells[name].strip(" "):
+            ev[key] = cells[name]
+    try:
+        rec = PatientRecord.from_dict({"patient_id": cells["patient_id"],
+                                       "date_of_birth": "1940-01-01", "events": [ev]})
+    except RecordError:
+        return None
+    e = rec.events[0]
+    return rec.patient_id, {"d": e.date, "value": e.value, "is_problem": e.is_problem}
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.fixed_dictionaries({
+    "patient_id": _cell(_IDS), "date": _cell(_DATES), "numeric_value": _cell(_NUMBERS),
+    "is_problem": _cell(_FLAGS)}), min_size=1, max_size=25), crlf=st.booleans())
+def test_every_cell_is_read_as_a_record_reads_it(
+        tmp_path: Path, rows: list[dict[str, str]], crlf: bool) -> None:
+    """Whatever the cells, each events row is accepted exactly when a record accepts the same
+    text, with the same values; clean lines (ASCII with no space, read without trimming) and
+    the rest agree, and a CSV file reads as the same text in a Parquet file of strings does."""
+    header = ["patient_id", "date", "snomedct_code", "numeric_value", "unit", "is_problem"]
+    table = {h: [r.get(h, "925861000000102" if h == "snomedct_code" else "") for r in rows]
+             for h in header}
+    found = []
+    for fmt in ("csv", "parquet"):
+        d = Path(tempfile.mkdtemp(dir=tmp_path))
+        (d / "patients.csv").write_text("patient_id,date_of_birth\nP1,1940-01-01\n")
+        if fmt == "csv":
+            end = "\r\n" if crlf else "\n"
+            (d / "clinical_events.csv").write_bytes("".join(
+                ",".join(cells) + end for cells in [header, *zip(*table.values(), strict=True)]
+            ).encode())
+        else:
+            pq.write_table(pa.table({h: pa.array(v, pa.string()) for h, v in table.items()}),
+                           d / "clinical_events.parquet")
+        con = duckdb.connect()
+        load_tables(con, d)
+        found.append(con.execute(
+            "SELECT seq & ((1::BIGINT << 40) - 1), patient_id, d, value, is_problem, bad, reason "
+            "FROM __src_ev ORDER BY seq").fetchall())
+        con.close()
+    csv_rows, parquet_rows = found
+    # Lines 2.. in the CSV file, rows 1.. in Parquet: otherwise the same.
+    assert [(n - 1, *rest) for n, *rest in csv_rows] == [tuple(r) for r in parquet_rows]
+    for cells, (_n, pid, d, value, problem, bad, reason) in zip(rows, csv_rows, strict=True):
+        if any(cells[c].strip(" ")[:1] in _OTHER_SPACE or cells[c].strip(" ")[-1:]
+               in _OTHER_SPACE for c in ("date", "numeric_value", "is_problem")
+               if cells[c].strip(" ")):
+            continue  # records trim these of all white space, tables of spaces (documented)
+        expected = _record_event(cells)
+        assert (expected is None) == bad, (cells, reason)
+        if expected is not None:
+            assert (pid, {"d": d, "value": value, "is_problem": problem}) == expected, cells

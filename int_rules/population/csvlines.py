@@ -54,11 +54,14 @@ class CsvHeaderError(Exception):
 @dataclass(frozen=True)
 class CsvBlock:
     """The lines of one block: ``plain`` has every line (``skip`` for blank lines and those in
-    ``parsed``), for DuckDB to split on commas; ``parsed`` the lines that hold a quote or are
+    ``parsed``), for DuckDB to split on commas, ``clean`` when the line is only ASCII from
+    ``!`` to ``~`` (no space, control character or other character: no cell needs trimming)
+    and ``brk`` the length of its line break (1, or 2 for ``\r\n``); ``parsed`` the lines
+    that hold a quote or are
     not UTF-8, split here (``parts``: their cells; with ``problem`` saying why they could not
     be split properly, the line split on every comma, so the rejected row names its patient)."""
 
-    plain: pa.Table  # line int64, text string (with its line break), skip bool
+    plain: pa.Table  # line int64, text string (with its line break), skip, clean bool, brk int8
     parsed: pa.Table  # line int64, parts list<string> (NULL when problem), problem string
     blank_lines: int
 
@@ -183,7 +186,12 @@ def _pieces(path: Path, on_error: Callable[[str], Exception],
 def _block(buf: bytes, first_line: int) -> CsvBlock:
     """Every line of ``buf`` (which ends with a line break), numbered from ``first_line``."""
     raw = np.frombuffer(buf, dtype=np.uint8)
-    ends = np.flatnonzero(raw == _NEWLINE)  # index of each line's "\n"
+    # Every byte outside "!".."~" (a space, a control character, a line break, or a byte of a
+    # character beyond ASCII): the line breaks are among them, and a line holding any of the
+    # others is not clean (uint8 arithmetic wraps, so one comparison finds both ends).
+    odd = np.flatnonzero((raw - np.uint8(33)) > 93)
+    is_break = raw[odd] == _NEWLINE
+    ends = odd[is_break]  # index of each line's "\n"
     starts = np.empty_like(ends)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
@@ -194,6 +202,12 @@ def _block(buf: bytes, first_line: int) -> CsvBlock:
     lengths = lengths - cr
     numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
     blank = lengths == 0
+    clean = ~blank
+    others = odd[~is_break]
+    if len(others):
+        # A "\r" just before a line's "\n" is its line break, not a character of the line.
+        crlf = (raw[others] == 13) & (raw[others + 1] == _NEWLINE)
+        clean[np.searchsorted(ends, others[~crlf])] = False
     special = np.zeros(len(ends), dtype=bool)
     if _QUOTE in buf:
         special[np.searchsorted(ends, np.flatnonzero(raw == ord(_QUOTE)))] = True
@@ -223,7 +237,8 @@ def _block(buf: bytes, first_line: int) -> CsvBlock:
     text = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets.tobytes()),
                                             pa.py_buffer(buf))
     plain = pa.table({"line": pa.array(numbers), "text": text,
-                      "skip": pa.array(blank | special)})
+                      "skip": pa.array(blank | special), "clean": pa.array(clean & ~special),
+                      "brk": pa.array((cr + 1).astype(np.int8))})
     plain = pa.Table.from_batches(plain.to_batches(max_chunksize=BATCH_LINES), plain.schema)
     lines_sp: list[int] = []
     parts: list[list[str] | None] = []

@@ -345,13 +345,25 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-#: The lines of the CSV block being read (see csvlines): ``__blk_plain`` is split on commas
-#: here, ``__blk_parsed`` (lines with quotes, or not UTF-8) was split in Python.
-#: A plain line's text ends with its line break, which the last cell keeps until it is trimmed
-#: (trimming only that short cell is much cheaper than trimming every line).
+#: The lines of the CSV block being read (see csvlines) that are not clean: ``__blk_plain``'s
+#: are split on commas here, ``__blk_parsed``'s (lines with quotes, or not UTF-8) were split in
+#: Python. A plain line's text ends with its line break, which the last cell keeps until it is
+#: trimmed (trimming only that short cell is much cheaper than trimming every line).
 _CSV_LINES = """(SELECT line, string_split(text, ',') AS __parts,
-        NULL::VARCHAR AS __problem FROM __blk_plain WHERE NOT skip
+        NULL::VARCHAR AS __problem FROM __blk_plain WHERE NOT skip AND NOT clean
       UNION ALL SELECT line, parts, problem FROM __blk_parsed)"""
+#: The block's clean lines (only ASCII from "!" to "~": no cell holds a space or any other
+#: character to trim), split on commas; ``brk`` is the length of the line break the last cell
+#: ends with.
+_CSV_CLEAN_LINES = """(SELECT line, string_split(text, ',') AS __parts, brk,
+        NULL::VARCHAR AS __problem FROM __blk_plain WHERE clean)"""
+
+
+def _line_why(n: int) -> str:
+    """Why a CSV line of ``__parts`` (and ``__problem``) is not the header's ``n`` cells."""
+    return (f"CASE WHEN __problem IS NOT NULL THEN 'CSV line not readable: ' || __problem "
+            f"WHEN len(__parts) <> {n} THEN 'CSV line not readable: it has ' || len(__parts) "
+            f"|| ' cells, the header has {n}' END")
 
 
 def _scan_sql(tf: TableFile, columns: Sequence[str]) -> str:
@@ -368,10 +380,13 @@ def _scan_sql(tf: TableFile, columns: Sequence[str]) -> str:
     cells = ", ".join(
         (f"__parts[{i + 1}]" if i + 1 < n else f"rtrim(__parts[{n}], chr(13) || chr(10))")
         + f" AS {_ident(name)}" for i, name in enumerate(columns))
-    return (f"(SELECT line AS __row, CASE WHEN __problem IS NOT NULL THEN 'CSV line not "
-            f"readable: ' || __problem WHEN len(__parts) <> {n} THEN 'CSV line not readable: it "
-            f"has ' || len(__parts) || ' cells, the header has {n}' END AS __line_why, {cells} "
-            f"FROM {_CSV_LINES})")
+    return f"(SELECT line AS __row, {_line_why(n)} AS __line_why, {cells} FROM {_CSV_LINES})"
+
+
+def _clean_cell(i: int, n: int) -> str:
+    """Cell ``i`` (from 0) of a clean CSV line of ``n`` cells: the last one without its line
+    break (a plain slice: a clean line holds no other character to trim)."""
+    return f"__parts[{i + 1}]" if i + 1 < n else f"left(__parts[{n}], -brk)"
 
 
 def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, str]]:
@@ -480,10 +495,12 @@ def _typed(col: Column, src_type: str, fast: bool
         elif fast:
             parse = f"CASE WHEN {s} = date_trunc('day', {s}) THEN CAST({s} AS DATE) END"
         else:
-            digit = f"substr({t}, 1, 1) BETWEEN '0' AND '9'"
-            parse = (f"CASE WHEN length({t}) = 10 AND substr({t}, 5, 1) = '-' AND "
-                     f"substr({t}, 8, 1) = '-' AND {digit} THEN TRY_CAST({t} AS DATE) "
-                     + (f"WHEN length({t}) = 7 AND substr({t}, 5, 1) = '-' AND {digit} "
+            # YYYY-MM-DD exactly (DuckDB's cast alone takes 2025-1-2 and spaces): ten bytes
+            # that are ten characters, so ASCII, where a byte test is a character test.
+            digit = f"ascii({t}) BETWEEN 48 AND 57"
+            parse = (f"CASE WHEN strlen({t}) = 10 AND {t} LIKE '____-__-__' AND {digit} "
+                     f"THEN TRY_CAST({t} AS DATE) "
+                     + (f"WHEN strlen({t}) = 7 AND {t} LIKE '____-__' AND {digit} "
                         f"THEN TRY_CAST({t} || '-01' AS DATE) " if kind == "birth_date" else "")
                      + "END")
         extra = None
@@ -492,15 +509,18 @@ def _typed(col: Column, src_type: str, fast: bool
         return parse, lambda p: f"CASE WHEN year({p}) BETWEEN 1 AND 9999 THEN {p} END", extra
     if kind == "number":
         parse = (f"CAST({s} AS DOUBLE)" if fast else
-                 f"CASE WHEN length({t}) <= {MAX_NUMBER_TEXT} THEN TRY_CAST({t} AS DOUBLE) END")
+                 f"CASE WHEN strlen({t}) <= {MAX_NUMBER_TEXT} OR length({t}) <= "
+                 f"{MAX_NUMBER_TEXT} THEN TRY_CAST({t} AS DOUBLE) END")
         # Records refuse NaN and infinities (engines would disagree on them); so do we.
         return parse, lambda p: f"CASE WHEN isfinite({p}) THEN {p} END", None
     if kind == "bool":
         if fast:
             parse = s
         else:
+            # The spellings as listed first: most cells are, and then need no lower-casing.
             low = f"lower({t})"
-            parse = f"CASE WHEN {low} IN {_TRUE} THEN TRUE WHEN {low} IN {_FALSE} THEN FALSE END"
+            parse = (f"CASE WHEN {t} IN {_TRUE} THEN TRUE WHEN {t} IN {_FALSE} THEN FALSE "
+                     f"WHEN {low} IN {_TRUE} THEN TRUE WHEN {low} IN {_FALSE} THEN FALSE END")
         if not col.required:
             raw = s if fast else t
             return parse, lambda p: f"CASE WHEN {raw} IS NULL THEN FALSE ELSE {p} END", None
@@ -552,7 +572,9 @@ def _reason(col: Column, fast: bool) -> tuple[str, str]:
     if col.kind == "id":
         parts.append(f"WHEN length({raw}) > {MAX_ID_LENGTH} THEN {_q(col.name + ' is ')} || "
                      f"length({raw}) || ' characters long (at most {MAX_ID_LENGTH})'")
-        bad.append(f"COALESCE(length({raw}) > {MAX_ID_LENGTH}, FALSE)")
+        # Bytes first: a string no longer in bytes is no longer in characters.
+        bad.append(f"COALESCE(strlen({raw}) > {MAX_ID_LENGTH} AND length({raw}) > "
+                   f"{MAX_ID_LENGTH}, FALSE)")
     if col.kind in _EXPECT:
         parts.append(f"WHEN {raw} IS NOT NULL AND {v} IS NULL THEN {_q(col.name + ' ')} || "
                      f"'''' || left({shown}, 60) || ''' is not ' || {_q(_EXPECT[col.kind])}")
@@ -601,6 +623,8 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
     used = [c for c in spec.columns if c.name != "unit"]  # unit: carried, never read by a rule
     inner: list[str] = []
     trimmed: list[str] = []
+    clean: list[str] = []  # ``trimmed`` for a clean CSV line: the cells need no trimming
+    index = {name: i for i, (name, _) in enumerate(columns)}
     parsed: list[str] = []
     mid: list[str] = []
     reasons: list[tuple[str, str]] = []
@@ -614,6 +638,9 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
         else:
             fast = _fast_typed(col, typ)
             keep = f"__s_{col.target}" if fast else f"__t_{col.target}"
+            cell = _clean_cell(index[src], len(columns))
+            clean.append(f"{cell} AS {keep}" if col.kind == "code"
+                         else f"NULLIF({cell}, '') AS {keep}")
             if col.kind == "code":
                 inner.append(f"CAST({_ident(src)} AS VARCHAR) AS __s_{col.target}")
                 trimmed.append(keep)
@@ -650,6 +677,10 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
     base = (f"SELECT __row, __line_why, {', '.join(inner)} "
             f"FROM {_scan_sql(tf, [name for name, _ in columns])}")
     trim = f"SELECT __row, __line_why, {', '.join(trimmed)} FROM ({base})"
+    if tf.format == "csv":
+        # Clean lines (most) skip the trimming: the same columns, read straight off the cells.
+        trim += (f" UNION ALL SELECT line, {_line_why(len(columns))}, {', '.join(clean)} "
+                 f"FROM {_CSV_CLEAN_LINES}")
     parse = f"SELECT __row, __line_why, {', '.join(parsed)} FROM ({trim})"
     middle = f"SELECT __row, __line_why, {', '.join(mid)} FROM ({parse})"
     return f"SELECT {', '.join(out)} FROM ({middle})", ignored
