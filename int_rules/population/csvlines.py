@@ -10,9 +10,10 @@ inferred ("sniffed") from the data.
 The file is read in pieces of bytes (:data:`PIECE_BYTES`). Line breaks are found with numpy and
 the lines of a few pieces (a block, :data:`BLOCK_BYTES`) handed to DuckDB as an Arrow table
 (``line``, ``text``), where they are split into cells in parallel; the
-rare lines that hold a quote are parsed here with :mod:`csv`. A line that is not UTF-8 is kept
-as a row whose cells are unreadable, so it is rejected with its line number. ``.csv.gz`` files
-are decompressed as they are read.
+rare lines that hold a quote are parsed here with :mod:`csv`. The same scan marks the *clean*
+lines (only ASCII from ``!`` to ``~``), whose cells need no trimming. A line that is not UTF-8
+is kept as a row whose cells are unreadable, so it is rejected with its line number.
+``.csv.gz`` files are decompressed as they are read.
 """
 
 from __future__ import annotations
