@@ -186,3 +186,36 @@ def test_same_inputs_same_bytes_in_input_order(extract: Path, report: Path,
     with (tmp_path / "results.csv").open(newline="") as fh:
         written = [row["patient_id"] for row in csv.DictReader(fh)]
     assert written == given
+
+
+def test_the_summary_names_each_input_file_by_its_size_and_sha256(tmp_path: Path) -> None:
+    """The input files are hashed on a thread of their own while the outputs are written: the
+    summary still gives every file's own bytes and sha256."""
+    import hashlib
+
+    data = tmp_path / "extract"
+    assert main(["synth", "--patients", "300", "--seed", "5", "--out", str(data),
+                 "--quiet"]) == 0
+    out = tmp_path / "out"
+    assert main(["population", str(data), "--as-of", "2026-03-31", "--out", str(out),
+                 "--quiet"]) == 0
+    inputs = json.loads((out / "run_summary.json").read_text())["inputs"]
+    assert sorted(f["file"] for f in inputs) == sorted(p.name for p in data.glob("*.csv"))
+    for f in inputs:
+        body = (data / f["file"]).read_bytes()
+        assert f["bytes"] == len(body)
+        assert f["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_hashing_the_inputs_stops_when_asked(tmp_path: Path) -> None:
+    import threading
+
+    from int_rules.population.run import _Stopped, input_files
+    from int_rules.population.tables import TableFile
+
+    path = tmp_path / "patients.csv"
+    path.write_bytes(b"patient_id\n" + b"P1\n" * 1_000_000)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(_Stopped):
+        input_files([TableFile("patients", path, "patients.csv", "csv")], stop)
