@@ -169,6 +169,12 @@ def test_every_line_is_read_once_with_its_number_whatever_the_block_sizes(
         mp.setattr(csvlines, "PIECE_BYTES", piece)
         mp.setattr(csvlines, "BATCH_LINES", batch)
         blocks = list(csvlines.read_blocks(path, ValueError, block))
+        here = list(csvlines.read_blocks(path, ValueError, block, ahead=False))
+    # Read ahead on a thread or here: the same blocks.
+    assert len(blocks) == len(here)
+    for a, b in zip(blocks, here, strict=True):
+        assert a.plain.equals(b.plain) and a.parsed.equals(b.parsed)
+        assert a.blank_lines == b.blank_lines
     numbers = [n for b in blocks for n in b.plain.column("line").to_pylist()]
     assert numbers == list(range(2, 2 + len(lines)))
     texts = [t for b in blocks for t in b.plain.column("text").to_pylist()]

@@ -21,11 +21,13 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import queue
+import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -121,14 +123,24 @@ def split_line(text: str) -> tuple[list[str] | None, str | None]:
 
 
 def read_blocks(path: Path, on_error: Callable[[str], Exception],
-                block_bytes: int | None = None) -> Iterator[CsvBlock]:
+                block_bytes: int | None = None, ahead: bool = True
+                ) -> Generator[CsvBlock, None, None]:
     """The rows of ``path`` after its header, block by block, numbered by line (header = 1).
 
     ``on_error(message)`` makes the exception raised when the file cannot be read; blocks are
     about ``block_bytes`` long (default :data:`BLOCK_BYTES`), each made of pieces of at most
     :data:`PIECE_BYTES` read and split into lines one at a time.
+
+    With ``ahead`` (the default) the next block is read and split on a thread of its own
+    while the caller works on this one (see :func:`_read_ahead`); the blocks, and any error,
+    are the same either way.
     """
-    block_bytes = block_bytes or BLOCK_BYTES
+    blocks = _blocks(path, on_error, block_bytes or BLOCK_BYTES)
+    return _read_ahead(blocks) if ahead else blocks
+
+
+def _blocks(path: Path, on_error: Callable[[str], Exception],
+            block_bytes: int) -> Generator[CsvBlock, None, None]:
     group: list[CsvBlock] = []
     size = 0
     for piece, n in _pieces(path, on_error, min(PIECE_BYTES, block_bytes)):
@@ -139,6 +151,55 @@ def read_blocks(path: Path, on_error: Callable[[str], Exception],
             group, size = [], 0
     if group:
         yield _joined(group)
+
+
+_T = TypeVar("_T")
+_Handoff = tuple[Literal["item", "end", "error"], object]
+
+
+def _read_ahead(items: Generator[_T, None, None]) -> Generator[_T, None, None]:
+    """``items`` in order, each made on a thread of its own while the caller works on the one
+    before: finding a block's lines (numpy, which lets go of the interpreter's lock) overlaps
+    DuckDB checking the block before, which on its own keeps the two cores of a small machine
+    only partly busy. At most two blocks wait (one made, one being made). An error raised
+    making an item is raised here, in its place; when the caller stops early (an error, or
+    Ctrl-C), the thread stops at its next hand-over and closes ``items`` (and its file)."""
+    handoff: queue.Queue[_Handoff] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def give(what: _Handoff) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(what, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not give(("item", item)):
+                    return
+            give(("end", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            give(("error", exc))
+        finally:
+            items.close()
+
+    thread = threading.Thread(target=work, name="int-rules-csv-lines", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            yield cast(_T, value)
+    finally:
+        stop.set()
 
 
 def _joined(pieces: list[CsvBlock]) -> CsvBlock:
