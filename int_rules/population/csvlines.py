@@ -257,11 +257,11 @@ def _block(buf: bytes, first_line: int) -> CsvBlock:
     starts = np.empty_like(ends)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
-    lengths = ends - starts
-    cr = np.zeros(len(ends), dtype=bool)  # a "\r" before the "\n" (CRLF files) is no cell
-    has = lengths > 0
-    cr[has] = raw[ends[has] - 1] == 13
-    lengths = lengths - cr
+    # A "\r" before the "\n" (CRLF files) is no cell. The byte before a blank line's "\n" is
+    # the line break before it, and before the first line's, the block's last byte (a "\n"):
+    # neither is a "\r", so no line needs telling apart.
+    cr = raw[ends - 1] == 13
+    lengths = ends - starts - cr
     numbers = np.arange(first_line, first_line + len(ends), dtype=np.int64)
     blank = lengths == 0
     clean = ~blank
@@ -276,7 +276,8 @@ def _block(buf: bytes, first_line: int) -> CsvBlock:
     problems: dict[int, str] = {}
     original = buf
     try:
-        buf.decode("utf-8")
+        if len(others) and raw[others].max() >= 128:  # else ASCII: UTF-8 without checking
+            buf.decode("utf-8")
     except UnicodeDecodeError:
         # Rare: find the lines that are not UTF-8, and blank their bytes out in a copy (same
         # length, so every offset holds) so the text handed on is valid; they are rejected.
