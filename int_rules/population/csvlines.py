@@ -13,7 +13,8 @@ the lines of a few pieces (a block, :data:`BLOCK_BYTES`) handed to DuckDB as an 
 rare lines that hold a quote are parsed here with :mod:`csv`. The same scan marks the *clean*
 lines (only ASCII from ``!`` to ``~``), whose cells need no trimming. A line that is not UTF-8
 is kept as a row whose cells are unreadable, so it is rejected with its line number.
-``.csv.gz`` files are decompressed as they are read.
+``.csv.gz`` files are decompressed as they are read. The next block is read and split on a
+thread of its own while DuckDB checks the one before (:func:`read_blocks`, ``ahead``).
 """
 
 from __future__ import annotations
