@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib
 import math
+import sys
+import threading
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +27,7 @@ from int_rules.population.outcomes import (
     compute_outcomes,
     estimate,
     load_outcomes,
+    model_imported_ahead,
 )
 from int_rules.population.run import population_report
 from int_rules.synth import _profile, write_population
@@ -591,3 +595,32 @@ def test_bad_outcomes_file_errors_name_the_place(tmp_path: Path, old: str, new: 
     line = message.split(":")[1]
     assert line.isdigit(), message
 
+
+
+def _no_import_thread() -> bool:
+    return not any(t.name == "int-rules-import-model" for t in threading.enumerate())
+
+
+def test_the_model_imported_ahead_is_whole_by_the_time_the_block_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "slow_model.py").write_text(
+        "import time\ntime.sleep(0.2)\nDONE = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_model", raising=False)
+    with model_imported_ahead("slow_model"):
+        pass  # the run's work would be here
+    # Whole (a module is in sys.modules while it is still being imported), and no thread left.
+    assert getattr(sys.modules.get("slow_model"), "DONE", False) and _no_import_thread()
+
+
+def test_a_model_that_cannot_be_imported_fails_where_it_is_used_not_ahead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "broken_model.py").write_text("raise ImportError('no such model here')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "broken_model", raising=False)
+    with model_imported_ahead("broken_model"):
+        pass
+    assert capfd.readouterr().err == "" and _no_import_thread()
+    with pytest.raises(ImportError, match="no such model here"):
+        importlib.import_module("broken_model")

@@ -36,9 +36,12 @@ import csv
 import datetime as dt
 import hashlib
 import html
+import importlib
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -65,6 +68,7 @@ __all__ = [
     "compute_outcomes",
     "disclose",
     "load_outcomes",
+    "model_imported_ahead",
     "outcomes_section",
     "summary",
     "write_outcomes_csv",
@@ -893,13 +897,39 @@ def estimate(units: Units | Sequence[tuple[Any, ...]], level: float, min_matched
                     rate(True, 1.0), rate(False, 0.0), rate(False, 1.0), did, lo, hi, note)
 
 
+#: The one model the difference in differences is fitted with (``statsmodels.api`` would
+#: import every model: a second or so more).
+MODEL_MODULE = "statsmodels.regression.linear_model"
+
+
+@contextmanager
+def model_imported_ahead(module: str = MODEL_MODULE) -> Iterator[None]:
+    """Import ``module`` (the outcomes' model) on a thread of its own meanwhile, so it is
+    ready when the outcomes are compared. Importing statsmodels (and pandas, which it needs)
+    takes most of a second on one core, and a population run's reading and rules run in
+    DuckDB, which lets go of the interpreter's lock, so the import costs the run almost
+    nothing. Leaving waits for the import to end. An import that fails is left to fail again
+    where the model is used, with its own message (nothing is said here)."""
+
+    def work() -> None:
+        with suppress(Exception):  # raised again where the model is imported for use
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=work, name="int-rules-import-model")
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
 def _did(y: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64],
          groups: NDArray[np.int64], level: float) -> tuple[float, float, float] | None:
     """The interaction's coefficient and its confidence interval; None when the data cannot
     identify it (a design of lower rank: no person-time in one of the four cells; no more
     observations than coefficients, or one person: the clustered errors' small-sample
     correction would divide by zero) or the figures are not finite numbers."""
-    # The one model needed, not statsmodels.api (which imports every model: a second or so).
+    # The one model needed (MODEL_MODULE), usually imported ahead (model_imported_ahead).
     from statsmodels.regression.linear_model import WLS
 
     # The standard errors of the other coefficients may not exist (no variation in a cell):
