@@ -596,7 +596,6 @@ def test_bad_outcomes_file_errors_name_the_place(tmp_path: Path, old: str, new: 
     assert line.isdigit(), message
 
 
-
 def _no_import_thread() -> bool:
     return not any(t.name == "int-rules-import-model" for t in threading.enumerate())
 

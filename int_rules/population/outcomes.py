@@ -906,10 +906,10 @@ MODEL_MODULE = "statsmodels.regression.linear_model"
 def model_imported_ahead(module: str = MODEL_MODULE) -> Iterator[None]:
     """Import ``module`` (the outcomes' model) on a thread of its own meanwhile, so it is
     ready when the outcomes are compared. Importing statsmodels (and pandas, which it needs)
-    takes most of a second on one core, and a population run's reading and rules run in
-    DuckDB, which lets go of the interpreter's lock, so the import costs the run almost
-    nothing. Leaving waits for the import to end. An import that fails is left to fail again
-    where the model is used, with its own message (nothing is said here)."""
+    takes most of a second on one core; a population report imports it while the results are
+    written, which DuckDB does on one thread, leaving the other core free. Leaving waits for
+    the import to end. An import that fails is left to fail again where the model is used,
+    with its own message (nothing is said here)."""
 
     def work() -> None:
         with suppress(Exception):  # raised again where the model is imported for use
@@ -929,8 +929,8 @@ def _did(y: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64],
     identify it (a design of lower rank: no person-time in one of the four cells; no more
     observations than coefficients, or one person: the clustered errors' small-sample
     correction would divide by zero) or the figures are not finite numbers."""
-    # The one model needed (MODEL_MODULE), usually imported ahead (model_imported_ahead).
-    from statsmodels.regression.linear_model import WLS
+    # The one model needed, usually imported ahead (model_imported_ahead).
+    wls = importlib.import_module(MODEL_MODULE).WLS
 
     # The standard errors of the other coefficients may not exist (no variation in a cell):
     # numpy would warn of the square root of a negative variance; only the interaction's
@@ -939,7 +939,7 @@ def _did(y: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64],
             or np.linalg.matrix_rank(x * np.sqrt(w)[:, None]) < x.shape[1]):
         return None
     with np.errstate(invalid="ignore", divide="ignore"):
-        fit = WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups},
+        fit = wls(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups},
                                        use_t=True)
         ci = fit.conf_int(alpha=1 - level)
     out = (float(fit.params[3]), float(ci[3][0]), float(ci[3][1]))
