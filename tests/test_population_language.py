@@ -271,3 +271,28 @@ def test_a_unique_overlap_sends_the_patient_to_the_rejects(tmp_path: Path) -> No
     assert [(r["tbl"], r["patient_id"]) for r in rejects] == [("(rules)", "OVERLAP")]
     assert "rules UNQ-001, UNQ-002 all fired" in rejects[0]["reason"]
     assert summary["rejected_rule_conflicts"] == 1 and summary["all_accounted_for"]
+
+
+def test_an_items_fact_of_someone_with_no_item_is_its_empty_value() -> None:
+    """People with no item any fact reads have their facts computed apart, each items fact
+    being its ``empty_sql``: that must be what ``value_sql`` gives with every aggregate
+    NULL (as the join to the aggregate tables gives them), for every fact kind."""
+    import duckdb
+
+    from int_rules.engines.sql import DUCKDB, compile_model
+
+    con = duckdb.connect()
+    kinds = set()
+    for book in (BOOK, int_rules.load()):
+        compiled = compile_model(book.model, dt.date(2026, 3, 31), DUCKDB)
+        for plan in compiled.facts.values():
+            if plan.stage != "items" or plan.source != "items":
+                assert plan.empty_sql is None, plan.name
+                continue
+            assert plan.empty_sql is not None, plan.name
+            nulls = ", ".join(f"NULL AS {a.name}" for a in plan.aggregates)
+            got, empty = con.execute(
+                f"SELECT {plan.value_sql}, {plan.empty_sql} FROM (SELECT {nulls})").fetchall()[0]
+            assert got == empty, (plan.name, got, empty)
+            kinds.add(plan.kind)
+    assert kinds >= {"exists", "count", "latest_date", "latest_value", "latest_of"}, kinds

@@ -249,7 +249,9 @@ class FactPlan:
     ``source`` for items: ``items`` (events matched to codelists, admissions, risk scores,
     monitoring) or ``ev_all`` (every event, read from the input rows). ``value_sql`` gives the
     fact's value from the aggregate columns (or the record/pathway columns); it is never NULL
-    for bool and count facts.
+    for bool and count facts. ``empty_sql``, for a fact of the ``items`` source: its value for a
+    patient with no item at all (no row in any aggregate table of that source), which is what
+    ``value_sql`` gives when every aggregate is NULL: ``FALSE``, ``0`` or a typed NULL.
     """
 
     name: str
@@ -263,6 +265,7 @@ class FactPlan:
     needs_patient: bool = False  # the item query reads per-patient columns (anchors, dob, dod)
     window: str | None = None  # the data-quality window, if any (before_birth, ...)
     anchors: tuple[str, ...] = ()  # the facts whose dates bound the window (since/from/until)
+    empty_sql: str | None = None  # items facts: the value with no item (see above)
 
 
 @dataclass(frozen=True)
@@ -424,7 +427,8 @@ def compile_model(model: n.RuleModel, as_of: dt.date,
             greatest = f"greatest({', '.join(a for _, a in cats)})"
             whens = " ".join(f"WHEN {a} = {greatest} THEN {dialect.literal(c)}" for c, a in cats)
             plans[name] = FactPlan(name, kind, ftype, "items", f"CASE {whens} END", "items",
-                                   level, tuple(aggs), needs, fact.window.special, anchors)
+                                   level, tuple(aggs), needs, fact.window.special, anchors,
+                                   f"CAST(NULL AS {dialect.sql_type(ftype)})")
         else:
             assert isinstance(fact, n.ItemFact), kind
             source = fact.source
@@ -466,9 +470,11 @@ def compile_model(model: n.RuleModel, as_of: dt.date,
                        f"{dialect.struct}({date_col}, seq)) "
                        f"FILTER (WHERE {filt} AND {vcol} IS NOT NULL)")
                 value_sql = agg_name
+            empty = {"exists": "FALSE", "count": "0"}.get(
+                kind, f"CAST(NULL AS {dialect.sql_type(ftype)})")
             plans[name] = FactPlan(name, kind, ftype, "items", value_sql, table, level,
                                    (ItemAggregate(agg_name, agg),), needs, fact.window.special,
-                                   anchors)
+                                   anchors, empty if table == "items" else None)
 
     rulesets = tuple(_compile_decision(d, types, as_of, never_null, dialect)
                      for d in model.decisions)
