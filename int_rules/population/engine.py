@@ -16,12 +16,14 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..engines import duckdb as duckdb_engine
 from ..engines.duckdb import TEXT_SEPARATOR, arrow_table, mask_columns, output_column
@@ -487,6 +489,39 @@ def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute(f"SET threads = {threads}")
 
 
+#: Rows per batch (and per row group) of ``results.parquet``: DuckDB's own row group size.
+RESULTS_BATCH_ROWS = 122_880
+#: DuckDB's own zstd level.
+RESULTS_ZSTD_LEVEL = 3
+#: The results' columns written without a dictionary: one value per row, so a dictionary only
+#: adds to the file (2.9 MB against 0.6 MB at 1.6 million people).
+RESULTS_PLAIN_COLUMNS = frozenset({"patient_id"})
+
+
+def _parquet_in_order(con: duckdb.DuckDBPyConnection, sql: str, path: Path,
+                      metadata: Mapping[str, str]) -> None:
+    """``sql``'s rows into the Parquet file ``path``, in order, with ``metadata`` as its
+    key-value metadata: DuckDB makes each batch of rows (on one thread, so in order) while
+    pyarrow encodes and writes the batch before on a thread of its own. Two cores serve one
+    ordered file, and at most two batches are held at once (DuckDB writing it on two threads
+    instead holds each thread's rows until the ones before them are written: 0.7 GiB more at
+    1.6 million people)."""
+    reader = con.sql(sql).to_arrow_reader(RESULTS_BATCH_ROWS)
+    dictionary = [name for name in reader.schema.names if name not in RESULTS_PLAIN_COLUMNS]
+    with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="int-rules-parquet") as pool,
+          pq.ParquetWriter(path, reader.schema, compression="zstd",
+                           compression_level=RESULTS_ZSTD_LEVEL, use_dictionary=dictionary,
+                           store_schema=False) as writer):
+        pending: Future[None] | None = None
+        for batch in reader:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_batch, batch)
+        if pending is not None:
+            pending.result()
+        writer.add_key_value_metadata(dict(metadata))
+
+
 def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
                   worklists: Worklists | None = None, run_id: str = "",
                   results_csv: bool = False) -> dict[str, Path]:
@@ -522,9 +557,17 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
 
     def copy(name: str, sql: str, filename: str, neutralised: Sequence[str] = (),
              in_order: bool = False) -> None:
-        """``sql`` into ``filename``; ``in_order``: a scan of ``__res`` in order, written on
-        one thread (see :func:`_one_thread`)."""
+        """``sql`` into ``filename``; ``in_order``: a scan of ``__res`` in order, made on
+        one thread (see :func:`_one_thread`; as Parquet, see :func:`_parquet_in_order`)."""
         path = out_dir / filename
+        if in_order and filename.endswith(".parquet"):
+            try:
+                with _one_thread(con):
+                    _parquet_in_order(con, sql, path, meta)
+            except (duckdb.Error, OSError, pa.ArrowException) as exc:
+                raise PopulationInputError(f"cannot write {path}: {exc}") from None
+            paths[name] = path
+            return
         if filename.endswith(".parquet"):
             opts = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{meta_sql}}}"
         else:

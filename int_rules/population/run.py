@@ -195,7 +195,7 @@ def input_files(files: Sequence[TableFile], stop: threading.Event | None = None
 def _hashing(files: Sequence[TableFile]) -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """The input files hashed (:func:`input_files`) on a thread of their own while the outputs
     are written, and a function that waits for the hashes. Reading and hashing a file hold no
-    lock that DuckDB's work needs, and the results copy runs on one thread: from CSV, hashing
+    lock that DuckDB's work needs, and the results are made on one thread: from CSV, hashing
     the 2.5 GB extract of 1.6 million people was a second and a half of the run on its own.
     Leaving early (an error, Ctrl-C) stops the hashing at its next megabyte."""
     stop = threading.Event()
@@ -218,8 +218,8 @@ def _write_all(run: PopulationRun, stage: Staging,
     waits for the input files' hashes (see :func:`_hashing`)."""
     book = run.book
     out = stage.dir
-    # The results are written on one thread (see write_outputs): the outcomes' model is
-    # imported meanwhile, on the other core (most of a second on its own).
+    # The results are made on one thread and encoded on another (see write_outputs): the
+    # outcomes' model is imported meanwhile, beside the encoding (most of a second on its own).
     ahead: AbstractContextManager[None] = (model_imported_ahead() if outcomes is not None
                                            else nullcontext())
     with ahead:
