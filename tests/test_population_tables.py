@@ -239,3 +239,90 @@ def test_optional_tables_may_be_absent(tmp_path: Path) -> None:
         run.close()
     assert summary["tables_missing"] == ["admissions", "risk_scores", "monitoring"]
     assert facts["P1"]["emergency_admissions_recent"] == 0
+
+
+# -- checked CSV rows staged as Parquet, in a scratch folder removed with the run --------------
+
+
+def _mixed_extract(directory: Path) -> None:
+    """Patients (one bad), events from a CSV and a Parquet file (a bad row in each, a stray
+    quote), and an admissions table with a header and no rows."""
+    _patients(directory, "P3,not a date,female,E1,HATFIELD,EMIS,\n")
+    folder = directory / "clinical_events"
+    folder.mkdir()
+    _write(folder / "part-1.csv", f"""
+patient_id,date,snomedct_code,numeric_value,is_problem
+P1,2025-01-01,{SEVERE_FRAILTY},,
+P2,2025-13-01,{ON_PATHWAY},,
+"P2,2025-02-01,{ON_PATHWAY},,
+
+P2,2025-03-01,{ON_PATHWAY}, 7.5 ,yes
+P9,2025-03-01,{ON_PATHWAY},,
+""")
+    pq.write_table(pa.table({
+        "patient_id": ["P1", "P2", "P1"],
+        "date": [dt.date(2025, 1, 1), dt.date(2025, 1, 2), dt.date(2025, 1, 3)],
+        "snomedct_code": [SEVERE_FRAILTY, "42", SEVERE_FRAILTY],
+    }), folder / "part-2.parquet")
+    _write(directory / "admissions.csv", "patient_id,admission_date,emergency\n")
+
+
+def test_staged_rows_are_the_rows_read_into_memory(tmp_path: Path) -> None:
+    """Every table's checked rows, and the rejects, are the same staged as Parquet files as
+    held in a table in memory."""
+    from int_rules.population.engine import connect
+    from int_rules.population.tables import load_tables
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _mixed_extract(data)
+    seen = []
+    for stage in (None, tmp_path / "staged"):
+        con = connect()
+        try:
+            load_tables(con, data, stage_dir=stage)
+            seen.append({t: con.execute(f"SELECT * FROM __src_{t} ORDER BY seq").fetchall()
+                         for t in ("pt", "ev", "adm", "rs", "mon")}
+                        | {"rejects": con.execute("SELECT * FROM rejects ORDER BY ALL")
+                           .fetchall()})
+        finally:
+            con.close()
+    assert seen[0] == seen[1]
+    assert len(seen[0]["ev"]) == 8 and seen[0]["adm"] == []
+    assert sorted(p.name for p in (tmp_path / "staged").iterdir()) == [
+        "ev-00000.parquet", "ev-00001.parquet", "pt-00000.parquet"]  # no rows: no file
+
+
+def test_a_run_from_csv_removes_its_scratch_folder(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    _mixed_extract(data)
+    run = run_population(BOOK, data, AS_OF, temp_directory=scratch)
+    try:
+        assert run.work_dir is not None and run.work_dir.parent == scratch
+        assert any(run.work_dir.rglob("*.parquet"))
+        rejects = [(r["file"], r["row"]) for r in run.reject_rows()]
+        rows = {r["patient_id"]: r for r in run.result_rows()}
+    finally:
+        run.close()
+    assert list(scratch.iterdir()) == []
+    assert sorted(rejects) == [("clinical_events/part-1.csv", 3),
+                               ("clinical_events/part-1.csv", 4),
+                               ("clinical_events/part-1.csv", 7),
+                               ("clinical_events/part-2.parquet", 2),
+                               ("patients.csv", 4)]
+    assert set(rows) == {"P1", "P2"}
+
+
+def test_a_run_that_stops_removes_its_scratch_folder(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    data = tmp_path / "data"
+    data.mkdir()
+    _patients(data)
+    _write(data / "clinical_events.csv", "patient_id,snomedct_code\nP1,1\n")
+    with pytest.raises(PopulationInputError, match="missing required column"):
+        run_population(BOOK, data, AS_OF, temp_directory=scratch)
+    assert list(scratch.iterdir()) == []

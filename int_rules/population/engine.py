@@ -90,7 +90,9 @@ class PopulationRun:
     rule_masks: int = 0
     pathway_mode: str = "signatures"
     engine: str = "duckdb"
-    work_dir: Path | None = None  # the Spark engine's exchange folder, removed on close
+    #: The run's scratch folder (the checked CSV rows staged as Parquet; the Spark engine's
+    #: exchange), removed on close.
+    work_dir: Path | None = None
     result_facts: tuple[str, ...] = ()  # the facts ``__res`` holds beside the results (f_<name>)
 
     def close(self) -> None:
@@ -243,7 +245,6 @@ def run_population(
         raise ValueError("the Spark engine replays pathway signatures (pathway_mode "
                          "'signatures')")
     say = progress or (lambda _m, _f: None)
-    work_dir: Path | None = None
     if engine == "spark":
         from ..engines import spark as spark_engine
 
@@ -251,15 +252,17 @@ def run_population(
         if spark is None:
             say("starting Spark", 0.0)
             spark = spark_engine.session(spark_master or spark_engine.DEFAULT_MASTER)
-        work_dir = Path(tempfile.mkdtemp(prefix="int_rules_spark_", dir=temp_directory))
+    try:
+        work_dir = Path(tempfile.mkdtemp(prefix=f"int_rules_{engine}_", dir=temp_directory))
+    except OSError as exc:
+        raise PopulationInputError(f"cannot make a scratch folder in "
+                                   f"{temp_directory or tempfile.gettempdir()}: {exc}") from None
     try:
         if spark is not None and isinstance(data_dir, Mapping):
-            assert work_dir is not None
             data_dir = spark_engine.tables_to_parquet(spark, data_dir, work_dir / "tables")
         con = connect(threads, memory_limit, temp_directory)
     except BaseException:
-        if work_dir is not None:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        shutil.rmtree(work_dir, ignore_errors=True)
         raise
     directory = Path(data_dir) if not isinstance(data_dir, Mapping) else MEMORY_DIR
     compiled = compile_model(book.model, as_of, SPARK if engine == "spark" else DUCKDB)
@@ -280,14 +283,13 @@ def run_population(
         loaded = load_tables(con, directory, lambda m: say(m, 0.1), keep_codes="__relevant",
                              aggregates={"ev": RowAggregates(
                                  *duckdb_engine.row_aggregates(compiled))},
-                             found=found)
+                             found=found, stage_dir=work_dir / "staged")
         lap("read_and_validate")
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
                             pathway_mode=pathway_mode, engine=engine, work_dir=work_dir,
                             result_facts=tuple(dict.fromkeys(result_facts)))
         keep_facts = tuple(dict.fromkeys([*keep_facts, *result_facts]))
         if spark is not None:
-            assert work_dir is not None
             try:
                 done = spark_engine.evaluate(con, compiled, book.pathway, info, spark=spark,
                                              work_dir=work_dir / "exchange",

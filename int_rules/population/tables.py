@@ -717,6 +717,7 @@ def load_tables(
     keep_codes: str | None = None,
     aggregates: Mapping[str, RowAggregates] | None = None,
     found: Mapping[str, list[TableFile]] | None = None,
+    stage_dir: Path | None = None,
 ) -> LoadResult:
     """Read and validate every table of ``data_dir`` (or the tables ``found`` gives, e.g.
     in-memory ones registered by :func:`.memory.register_tables`) into ``con``.
@@ -732,7 +733,10 @@ def load_tables(
     * ``__rows_<t>`` (a view): every accepted row, for building records.
 
     Rejected rows and patients go to ``rejects`` (tbl, file_idx, line, patient_id, reason).
-    CSV files are parsed once into a staging table; Parquet files are scanned where they lie.
+    CSV files are parsed once, their checked rows staged: as Parquet files in ``stage_dir``
+    when given (which must outlive the connection's use of the tables; the caller removes
+    it), else in a table in memory (at 1.6 million people, 1.6 GiB at the peak against 4.5);
+    Parquet files are scanned where they lie.
     """
     say = progress or (lambda _msg: None)
     aggregates = aggregates or {}
@@ -758,7 +762,7 @@ def load_tables(
                                  f"{spec.name} table)")
             selects.append(select)
         say(f"reading {spec.name}")
-        _source(con, spec, tfs, selects, files, st)
+        _source(con, spec, tfs, selects, files, st, stage_dir)
         if spec.name == "patients":
             _finish_patients(con, spec, st)
         else:
@@ -777,11 +781,19 @@ def load_tables(
                       patients_read, patients_accepted, patients_rejected, warnings)
 
 
+#: How staged CSV rows are compressed: lz4 is cheap to write and to read back (the checked
+#: events of 1.6 million people: 13.7 s to stage against 14.5 s in a table in memory, 0.25 GB).
+STAGE_COMPRESSION = "lz4_raw"
+
+
 def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[TableFile],
-            selects: Sequence[str], files: Sequence[TableFile], st: TableStats) -> None:
-    """``__src_<t>``: the typed rows of every file of one table (a table for CSV, else a view)."""
+            selects: Sequence[str], files: Sequence[TableFile], st: TableStats,
+            stage_dir: Path | None) -> None:
+    """``__src_<t>``: the typed rows of every file of one table (for CSV a table, or a view of
+    the Parquet files staged in ``stage_dir``; else a view of the files)."""
     src = f"__src_{spec.internal}"
-    cols = ", ".join(f"{name} {typ}" for name, typ in _schema(spec))
+    schema = list(_schema(spec))
+    cols = ", ".join(f"{name} {typ}" for name, typ in schema)
     con.execute(f"DROP VIEW IF EXISTS {src}")
     con.execute(f"DROP TABLE IF EXISTS {src}")
     if not tfs:
@@ -797,24 +809,41 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
             raise PopulationInputError(f"{tfs[0].shown}: cannot read the file: "
                                        f"{_first_line(exc)}") from None
         return
-    # Copied into a table: CSV files block by block (each row numbered by its line), Parquet
-    # files beside them as they are. The order rows arrive in does not matter: seq says.
-    con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, reason VARCHAR)")
+    # Copied, CSV files block by block (each row numbered by its line), Parquet files beside
+    # them as they are: into a table, or each block into a Parquet file of ``stage_dir``. The
+    # order rows arrive in does not matter: seq says.
+    staged: list[Path] = []
+    typed = ", ".join(f"CAST({name} AS {typ}) AS {name}" for name, typ in schema)
+    if stage_dir is None:
+        con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, reason VARCHAR)")
+    else:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+
+    def copy(sel: str) -> int:
+        """``sel``'s rows stored; how many."""
+        if stage_dir is None:
+            return int(con.execute(f"INSERT INTO {src} {sel}").fetchall()[0][0])
+        path = stage_dir / f"{spec.internal}-{len(staged):05d}.parquet"
+        staged.append(path)
+        return int(con.execute(
+            f"COPY (SELECT CAST(seq AS BIGINT) AS seq, {typed}, CAST(bad AS BOOLEAN) AS bad, "
+            f"CAST(reason AS VARCHAR) AS reason FROM ({sel})) TO {_q(str(path))} "
+            f"(FORMAT parquet, COMPRESSION {STAGE_COMPRESSION})").fetchall()[0][0])
+
     for tf, sel in zip(tfs, selects, strict=True):
-        file_idx = files.index(tf)
         if tf.format != "csv":
             try:
-                con.execute(f"INSERT INTO {src} {sel}")
+                copy(sel)
             except duckdb.Error as exc:
                 raise PopulationInputError(f"{tf.shown}: cannot read the file: "
                                            f"{_first_line(exc)}") from None
             continue
-        lines, blank = 1, 0
+        lines, blank, rows = 1, 0, 0
         for block in read_blocks(tf.path, _unreadable(tf)):
             con.register("__blk_plain", block.plain)
             con.register("__blk_parsed", block.parsed)
             try:
-                con.execute(f"INSERT INTO {src} {sel}")
+                rows += copy(sel)
             except duckdb.Error as exc:
                 raise PopulationInputError(f"{tf.shown}: cannot read the file near line "
                                            f"{lines + 1}: {_first_line(exc)}") from None
@@ -824,14 +853,19 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
             lines += block.plain.num_rows
             blank += block.blank_lines
         # Every line is the header, blank, or a row: check that none went missing.
-        rows = int(con.execute(f"SELECT count(*) FROM {src} WHERE seq >> {_ROW_BITS} = ?",
-                               [file_idx]).fetchall()[0][0])
         if rows != lines - 1 - blank:
             raise PopulationInputError(
                 f"{tf.shown}: {lines:,} lines ({blank:,} blank) but {rows:,} rows read; "
                 "the file was not read completely")
         st.lines += lines
         st.blank_lines += blank
+    if stage_dir is not None:
+        if staged:
+            con.execute(f"CREATE TEMP VIEW {src} AS SELECT * FROM read_parquet("
+                        f"[{', '.join(_q(str(p)) for p in staged)}])")
+        else:
+            con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, "
+                        "reason VARCHAR)")
 
 
 def _unreadable(tf: TableFile) -> Callable[[str], Exception]:
