@@ -326,3 +326,23 @@ def test_a_run_that_stops_removes_its_scratch_folder(tmp_path: Path) -> None:
     with pytest.raises(PopulationInputError, match="missing required column"):
         run_population(BOOK, data, AS_OF, temp_directory=scratch)
     assert list(scratch.iterdir()) == []
+
+
+def test_a_scratch_folder_whose_path_is_a_pattern_is_not_read_as_one(tmp_path: Path) -> None:
+    """DuckDB reads ``*``, ``?`` and ``[`` in a path as a pattern: under such a folder the
+    checked rows are held in memory instead, with the same results."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _mixed_extract(data)
+    seen = []
+    for name in ("plain", "odd[1]*"):
+        scratch = tmp_path / name
+        scratch.mkdir()
+        run = run_population(BOOK, data, AS_OF, temp_directory=scratch)
+        try:
+            seen.append((run.result_rows(), run.reject_rows()))
+            assert any(scratch.rglob("*.parquet")) == (name == "plain")
+        finally:
+            run.close()
+        assert list(scratch.iterdir()) == []
+    assert seen[0] == seen[1]
