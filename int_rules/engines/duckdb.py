@@ -30,6 +30,7 @@ the rule model only, never the YAML language models.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ __all__ = [
     "arrow_table",
     "code_tables",
     "evaluate",
+    "file_path",
     "findings",
     "mask_columns",
     "output_column",
@@ -63,6 +65,15 @@ _STAND_IN_START = dt.date(2000, 1, 1)
 _MASK_BITS = 62  # rule condition bits per BIGINT column
 TEXT_SEPARATOR = "; "
 """How lists are written in CSV cells (and in the ``*_text`` columns)."""
+
+
+def file_path(path: object) -> str:
+    """A file's path as the SQL literal DuckDB's file readers (``read_parquet``, ``read_csv``)
+    read as exactly that file. They read ``*``, ``?`` and ``[`` in a path as a pattern, so a
+    folder named ``extract[1]`` would read ``extract1``'s files if there were any; each is
+    written as a class of its own (``[*]``, ``[?]``, ``[[]``), which matches only itself."""
+    text = re.sub(r"[*?\[]", lambda m: f"[{m.group(0)}]", str(path))
+    return literal(text)
 
 
 def output_column(ruleset: str, output: str) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 
 import duckdb
 
+from ..engines.duckdb import file_path
 from ..population.tables import PopulationInputError
 from . import vocabulary as v
 
@@ -463,7 +464,7 @@ def _practices(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE __practices AS
             SELECT practice, neighbourhood, gp_system
-            FROM read_csv({_q(str(path))}, all_varchar=true, header=true)""")
+            FROM read_csv({file_path(path)}, all_varchar=true, header=true)""")
         dup = con.execute("SELECT practice FROM __practices GROUP BY practice "
                           "HAVING count(*) > 1 LIMIT 1").fetchall()
     except duckdb.Error as exc:

@@ -283,7 +283,7 @@ def run_population(
         loaded = load_tables(con, directory, lambda m: say(m, 0.1), keep_codes="__relevant",
                              aggregates={"ev": RowAggregates(
                                  *duckdb_engine.row_aggregates(compiled))},
-                             found=found, stage_dir=_stage_dir(work_dir))
+                             found=found, stage_dir=work_dir / "staged")
         lap("read_and_validate")
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
                             pathway_mode=pathway_mode, engine=engine, work_dir=work_dir,
@@ -318,17 +318,6 @@ def run_population(
     except BaseException:
         _abandon(con, work_dir)
         raise
-
-
-#: Characters DuckDB reads as a pattern in a file path (it has no way to escape them).
-_GLOB_CHARACTERS = frozenset("*?[")
-
-
-def _stage_dir(work_dir: Path) -> Path | None:
-    """Where the checked CSV rows are staged: in the scratch folder, unless its path holds a
-    character DuckDB would read as a pattern (then they are held in memory instead)."""
-    staged = work_dir / "staged"
-    return None if _GLOB_CHARACTERS & set(str(staged)) else staged
 
 
 def _abandon(con: duckdb.DuckDBPyConnection, work_dir: Path | None) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
+from ..engines.duckdb import file_path
 from ..errors import IntRulesError
 from ..snomed import concept_id_problem
 from ..vocabulary import (
@@ -375,7 +376,7 @@ def _scan_sql(tf: TableFile, columns: Sequence[str]) -> str:
                 f"FROM {tf.relation})")
     if tf.format == "parquet":
         return (f"(SELECT file_row_number + 1 AS __row, NULL::VARCHAR AS __line_why, * "
-                f"FROM read_parquet({_q(str(tf.path))}, file_row_number=true))")
+                f"FROM read_parquet({file_path(tf.path)}, file_row_number=true))")
     n = len(columns)
     cells = ", ".join(
         (f"__parts[{i + 1}]" if i + 1 < n else f"rtrim(__parts[{n}], chr(13) || chr(10))")
@@ -401,7 +402,7 @@ def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, 
             fh.read(1)
         if tf.format == "csv":
             return [(name, "VARCHAR") for name in _csv_header(tf)]
-        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_q(str(tf.path))})")
+        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({file_path(tf.path)})")
         return [(str(r[0]), str(r[1])) for r in rows.fetchall()
                 if str(r[0]) != "file_row_number"]
     except OSError as exc:
@@ -862,7 +863,7 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
     if stage_dir is not None:
         if staged:
             con.execute(f"CREATE TEMP VIEW {src} AS SELECT * FROM read_parquet("
-                        f"[{', '.join(_q(str(p)) for p in staged)}])")
+                        f"[{', '.join(file_path(p) for p in staged)}])")
         else:
             con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, "
                         "reason VARCHAR)")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..engines.duckdb import file_path
 from ..engines.sql import condition_sql, literal
 from ..errors import IntRulesError, RulesetError, RulesetErrors
 from ..language.plain import format_value
@@ -626,7 +627,7 @@ def worklists_from_results(out_dir: Path, wl: Worklists, neighbourhoods: Sequenc
                             "into it first")
     con = duckdb.connect(":memory:")
     try:
-        con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet({literal(str(path))})")
+        con.execute(f"CREATE VIEW results AS SELECT * FROM read_parquet({file_path(path)})")
         cols = {r[0] for r in con.execute("DESCRIBE results").fetchall()}
         missing = sorted({c.fact for c in wl.columns} - cols)
         if missing:
