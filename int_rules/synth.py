@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 
 from .bundle import package_data_dir
+from .engines.duckdb import file_path
 from .errors import IntRulesError
 from .language.yamlsrc import load_yaml
 from .snomed import check_digit
@@ -659,7 +660,7 @@ def write_population(
                 "FORMAT csv, HEADER true"
             con.execute(f"COPY (SELECT * FROM {view}) TO {_q(str(path))} ({opts})")
             reader = "read_parquet" if fmt == "parquet" else "read_csv"
-            count = con.execute(f"SELECT count(*) FROM {reader}({_q(str(path))})"
+            count = con.execute(f"SELECT count(*) FROM {reader}({file_path(path)})"
                                 ).fetchall()[0][0]
             rows[name] = int(count)
             files[name] = path

@@ -111,3 +111,13 @@ def test_bad_requests(tmp_path: Path) -> None:
     write_population(tmp_path / "y", 5, fmt="csv", book=BOOK)
     with pytest.raises(SynthError, match="already there"):
         write_population(tmp_path / "y", 5, fmt="parquet", book=BOOK)
+
+
+def test_the_rows_written_are_counted_from_the_files_written(tmp_path: Path) -> None:
+    """A folder whose name reads as a pattern (``demo[1]``) counts its own files, not those of
+    a folder the pattern matches (``demo1``)."""
+    decoy = tmp_path / "demo1"
+    decoy.mkdir()
+    (decoy / "patients.csv").write_text("patient_id\nX1\nX2\n", encoding="utf-8")
+    summary = write_population(tmp_path / "demo[1]", 30, book=BOOK)
+    assert summary.rows["patients"] == 30
