@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -350,3 +352,31 @@ def test_a_path_that_reads_as_a_pattern_reads_only_its_own_files(tmp_path: Path)
     assert list(scratch.iterdir()) == []
     assert rejects == []
     assert facts["P1"]["frailty_category"] == "severe"
+
+
+def test_ctrl_c_while_a_csv_block_is_read_is_an_interrupt_not_bad_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB reports a KeyboardInterrupt raised while it scans a Python object (the block of
+    lines) as an error of its own; the run stops as interrupted, not as a file it cannot read."""
+    from int_rules.population import csvlines, tables
+
+    _patients(tmp_path)
+    _events(tmp_path)
+    real = csvlines.read_blocks
+
+    def stream(batches: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        yield from batches
+        raise KeyboardInterrupt
+
+    def interrupted_blocks(*args: Any, **kwargs: Any) -> Iterator[csvlines.CsvBlock]:
+        for block in real(*args, **kwargs):
+            plain = pa.RecordBatchReader.from_batches(block.plain.schema,
+                                                      stream(block.plain.to_batches()))
+            yield csvlines.CsvBlock(plain, block.parsed, block.blank_lines)
+
+    monkeypatch.setattr(tables, "read_blocks", interrupted_blocks)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        run_population(BOOK, tmp_path, AS_OF, temp_directory=scratch)
+    assert list(scratch.iterdir()) == []

@@ -54,6 +54,7 @@ __all__ = [
     "evaluate",
     "file_path",
     "findings",
+    "interrupted",
     "mask_columns",
     "output_column",
     "pathway_codes",
@@ -74,6 +75,15 @@ def file_path(path: object) -> str:
     written as a class of its own (``[*]``, ``[?]``, ``[[]``), which matches only itself."""
     text = re.sub(r"[*?\[]", lambda m: f"[{m.group(0)}]", str(path))
     return literal(text)
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether a DuckDB error is Ctrl-C: DuckDB stops a query on it, and when the signal lands
+    while it reads a Python object (an Arrow table being scanned) it reports Python's
+    ``KeyboardInterrupt`` as an error of its own that names it. Such an error is to be raised
+    as ``KeyboardInterrupt``, never reported as a fault of the input."""
+    return (isinstance(exc, duckdb.InterruptException)
+            or (isinstance(exc, duckdb.Error) and "KeyboardInterrupt" in str(exc)))
 
 
 def output_column(ruleset: str, output: str) -> str:

@@ -314,6 +314,8 @@ def run_population(
         return run
     except duckdb.Error as exc:
         _abandon(con, work_dir)
+        if duckdb_engine.interrupted(exc):
+            raise KeyboardInterrupt from None
         raise IntRulesError(f"population run failed in DuckDB: {exc}") from exc
     except BaseException:
         _abandon(con, work_dir)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from ..engines.duckdb import file_path
+from ..engines.duckdb import file_path, interrupted
 from ..errors import IntRulesError
 from ..snomed import concept_id_problem
 from ..vocabulary import (
@@ -409,6 +409,8 @@ def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, 
         raise PopulationInputError(f"{tf.shown}: cannot read the file: "
                                    f"{exc.strerror or exc}") from None
     except duckdb.Error as exc:
+        if interrupted(exc):
+            raise KeyboardInterrupt from None
         raise PopulationInputError(f"{tf.shown}: cannot read the file as "
                                    f"{tf.format.upper()}: {_first_line(exc)}") from None
 
@@ -807,6 +809,8 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
                 f"({sel})" for sel in selects))
             con.execute(f"SELECT count(*) FROM {src} WHERE FALSE").fetchall()
         except duckdb.Error as exc:
+            if interrupted(exc):
+                raise KeyboardInterrupt from None
             raise PopulationInputError(f"{tfs[0].shown}: cannot read the file: "
                                        f"{_first_line(exc)}") from None
         return
@@ -836,6 +840,8 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
             try:
                 copy(sel)
             except duckdb.Error as exc:
+                if interrupted(exc):
+                    raise KeyboardInterrupt from None
                 raise PopulationInputError(f"{tf.shown}: cannot read the file: "
                                            f"{_first_line(exc)}") from None
             continue
@@ -846,6 +852,8 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
             try:
                 rows += copy(sel)
             except duckdb.Error as exc:
+                if interrupted(exc):
+                    raise KeyboardInterrupt from None
                 raise PopulationInputError(f"{tf.shown}: cannot read the file near line "
                                            f"{lines + 1}: {_first_line(exc)}") from None
             finally:
