@@ -246,6 +246,14 @@ def test_optional_tables_may_be_absent(tmp_path: Path) -> None:
 # -- checked CSV rows staged as Parquet, in a scratch folder removed with the run --------------
 
 
+def _folders(root: Path, *names: str) -> list[Path]:
+    """Empty folders ``names`` under ``root``."""
+    made = [root / name for name in names]
+    for folder in made:
+        folder.mkdir()
+    return made
+
+
 def _mixed_extract(directory: Path) -> None:
     """Patients (one bad), events from a CSV and a Parquet file (a bad row in each, a stray
     quote), and an admissions table with a header and no rows."""
@@ -275,8 +283,7 @@ def test_staged_rows_are_the_rows_read_into_memory(tmp_path: Path) -> None:
     from int_rules.population.engine import connect
     from int_rules.population.tables import load_tables
 
-    data = tmp_path / "data"
-    data.mkdir()
+    (data,) = _folders(tmp_path, "data")
     _mixed_extract(data)
     seen = []
     for stage in (None, tmp_path / "staged"):
@@ -296,10 +303,7 @@ def test_staged_rows_are_the_rows_read_into_memory(tmp_path: Path) -> None:
 
 
 def test_a_run_from_csv_removes_its_scratch_folder(tmp_path: Path) -> None:
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    data = tmp_path / "data"
-    data.mkdir()
+    scratch, data = _folders(tmp_path, "scratch", "data")
     _mixed_extract(data)
     run = run_population(BOOK, data, AS_OF, temp_directory=scratch)
     try:
@@ -319,10 +323,7 @@ def test_a_run_from_csv_removes_its_scratch_folder(tmp_path: Path) -> None:
 
 
 def test_a_run_that_stops_removes_its_scratch_folder(tmp_path: Path) -> None:
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    data = tmp_path / "data"
-    data.mkdir()
+    scratch, data = _folders(tmp_path, "scratch", "data")
     _patients(data)
     _write(data / "clinical_events.csv", "patient_id,snomedct_code\nP1,1\n")
     with pytest.raises(PopulationInputError, match="missing required column"):

@@ -68,13 +68,14 @@ TEXT_SEPARATOR = "; "
 """How lists are written in CSV cells (and in the ``*_text`` columns)."""
 
 
-def file_path(path: object) -> str:
+def file_path(path: object, pattern: str = "") -> str:
     """A file's path as the SQL literal DuckDB's file readers (``read_parquet``, ``read_csv``)
     read as exactly that file. They read ``*``, ``?`` and ``[`` in a path as a pattern, so a
     folder named ``extract[1]`` would read ``extract1``'s files if there were any; each is
-    written as a class of its own (``[*]``, ``[?]``, ``[[]``), which matches only itself."""
+    written as a class of its own (``[*]``, ``[?]``, ``[[]``), which matches only itself.
+    ``pattern`` is appended as it is (``"/*.parquet"``: every Parquet file of the folder)."""
     text = re.sub(r"[*?\[]", lambda m: f"[{m.group(0)}]", str(path))
-    return literal(text)
+    return literal(text + pattern)
 
 
 def interrupted(exc: BaseException) -> bool:

@@ -251,7 +251,7 @@ def _write(frame: DataFrame, path: Path) -> None:
 def _receive(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
     """The Parquet parts Spark wrote at ``path`` as the DuckDB temp table ``name``, in pid
     order (the order a DuckDB run holds them in)."""
-    parts = shared.file_path(path)[:-1] + "/*.parquet'"  # the folder as it is, then its parts
+    parts = shared.file_path(path, "/*.parquet")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
                 f"SELECT * FROM read_parquet({parts}) ORDER BY pid")
 

@@ -409,10 +409,8 @@ def _describe(con: duckdb.DuckDBPyConnection, tf: TableFile) -> list[tuple[str, 
         raise PopulationInputError(f"{tf.shown}: cannot read the file: "
                                    f"{exc.strerror or exc}") from None
     except duckdb.Error as exc:
-        if interrupted(exc):
-            raise KeyboardInterrupt from None
-        raise PopulationInputError(f"{tf.shown}: cannot read the file as "
-                                   f"{tf.format.upper()}: {_first_line(exc)}") from None
+        raise _read_failed(exc, f"{tf.shown}: cannot read the file as "
+                                f"{tf.format.upper()}: {_first_line(exc)}") from None
 
 
 def _csv_header(tf: TableFile) -> list[str]:
@@ -797,11 +795,11 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
     src = f"__src_{spec.internal}"
     schema = list(_schema(spec))
     cols = ", ".join(f"{name} {typ}" for name, typ in schema)
+    empty_table = f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, reason VARCHAR)"
     con.execute(f"DROP VIEW IF EXISTS {src}")
     con.execute(f"DROP TABLE IF EXISTS {src}")
     if not tfs:
-        con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, "
-                    "reason VARCHAR)")
+        con.execute(empty_table)
         return
     if all(tf.format != "csv" for tf in tfs):
         try:
@@ -809,10 +807,8 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
                 f"({sel})" for sel in selects))
             con.execute(f"SELECT count(*) FROM {src} WHERE FALSE").fetchall()
         except duckdb.Error as exc:
-            if interrupted(exc):
-                raise KeyboardInterrupt from None
-            raise PopulationInputError(f"{tfs[0].shown}: cannot read the file: "
-                                       f"{_first_line(exc)}") from None
+            raise _read_failed(exc, f"{tfs[0].shown}: cannot read the file: "
+                                    f"{_first_line(exc)}") from None
         return
     # Copied, CSV files block by block (each row numbered by its line), Parquet files beside
     # them as they are: into a table, or each block into a Parquet file of ``stage_dir``. The
@@ -820,7 +816,7 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
     staged: list[Path] = []
     typed = ", ".join(f"CAST({name} AS {typ}) AS {name}" for name, typ in schema)
     if stage_dir is None:
-        con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, reason VARCHAR)")
+        con.execute(empty_table)
     else:
         stage_dir.mkdir(parents=True, exist_ok=True)
 
@@ -840,10 +836,8 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
             try:
                 copy(sel)
             except duckdb.Error as exc:
-                if interrupted(exc):
-                    raise KeyboardInterrupt from None
-                raise PopulationInputError(f"{tf.shown}: cannot read the file: "
-                                           f"{_first_line(exc)}") from None
+                raise _read_failed(exc, f"{tf.shown}: cannot read the file: "
+                                        f"{_first_line(exc)}") from None
             continue
         lines, blank, rows = 1, 0, 0
         for block in read_blocks(tf.path, _unreadable(tf)):
@@ -852,10 +846,8 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
             try:
                 rows += copy(sel)
             except duckdb.Error as exc:
-                if interrupted(exc):
-                    raise KeyboardInterrupt from None
-                raise PopulationInputError(f"{tf.shown}: cannot read the file near line "
-                                           f"{lines + 1}: {_first_line(exc)}") from None
+                raise _read_failed(exc, f"{tf.shown}: cannot read the file near line "
+                                        f"{lines + 1}: {_first_line(exc)}") from None
             finally:
                 con.unregister("__blk_plain")
                 con.unregister("__blk_parsed")
@@ -869,12 +861,15 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
         st.lines += lines
         st.blank_lines += blank
     if stage_dir is not None:
-        if staged:
-            con.execute(f"CREATE TEMP VIEW {src} AS SELECT * FROM read_parquet("
-                        f"[{', '.join(file_path(p) for p in staged)}])")
-        else:
-            con.execute(f"CREATE TEMP TABLE {src} (seq BIGINT, {cols}, bad BOOLEAN, "
-                        "reason VARCHAR)")
+        con.execute(f"CREATE TEMP VIEW {src} AS SELECT * FROM read_parquet("
+                    f"[{', '.join(file_path(p) for p in staged)}])" if staged else empty_table)
+
+
+def _read_failed(exc: duckdb.Error, message: str) -> BaseException:
+    """What to raise when DuckDB fails reading a file: ``KeyboardInterrupt`` when the failure is
+    Ctrl-C (see :func:`~int_rules.engines.duckdb.interrupted`), else the ``message`` as a
+    :class:`PopulationInputError`."""
+    return KeyboardInterrupt() if interrupted(exc) else PopulationInputError(message)
 
 
 def _unreadable(tf: TableFile) -> Callable[[str], Exception]:
