@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 import int_rules
+from int_rules.facts import Evidence
 from int_rules.scenarios import run_scenarios
 from tests.strategies import AS_OF
 
@@ -50,3 +51,27 @@ def test_every_scenario_passes_and_equals_the_reference() -> None:
     for got, want in zip(generated, reference, strict=True):
         assert got.assessment is not None and want.assessment is not None
         assert got.assessment.comparable() == want.assessment.comparable()
+
+
+def test_evidence_reads_as_tuples_equal_to_the_reference() -> None:
+    """The generated engine holds a fact's single item without a tuple around it; read
+    through the mapping, every fact's evidence is the tuple the reference engine gives."""
+    record = int_rules.PatientRecord.from_dict({
+        "patient_id": "p", "date_of_birth": "1940-01-01",
+        "events": [{"code": code, "date": "2026-01-05"}
+                   for code in sorted(BOOK.codelists["frailty_severe"].codes)[:2]]
+        + [{"code": sorted(BOOK.codelists["frailty_moderate"].codes)[0],
+            "date": "2025-06-01"}],
+        "admissions": [{"admitted": day, "discharged": day, "emergency": True}
+                       for day in ("2026-01-10", "2026-02-10")],
+    })
+    got = BOOK.assess(record, AS_OF).evidence
+    want = BOOK.assess(record, AS_OF, engine="reference").evidence
+    assert isinstance(got, Evidence)
+    assert got == want and dict(got) == dict(want) and list(got) == list(want)
+    assert len(got) == len(want) and any(len(items) == 1 for items in got.values())
+    assert any(len(items) > 1 for items in got.values())
+    for name, items in got.items():
+        assert type(items) is tuple and items == want[name]
+    assert got.get("no such fact", ()) == () and "no such fact" not in got
+    assert repr(got).startswith("Evidence({")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..assessment import Assessment, HitPolicyError
-from ..facts import EVIDENCE_CAP, EvidenceItem, MatchGroups
+from ..facts import EVIDENCE_CAP, Evidence, MatchGroups
 from ..model import nodes as n
 from ..model.semantics import (
     UniqueOverlap,
@@ -53,8 +53,7 @@ __all__ = ["GeneratedPlan", "assess", "evaluate", "generate"]
 
 #: ``run(record, as_of, pathway, next_codes, fire)`` -> (values, evidence, rules fired).
 Run = Callable[[PatientRecord, dt.date, "PathwayResult", frozenset[str], bool],
-               tuple[dict[str, Any], dict[str, tuple[EvidenceItem, ...]],
-                     "list[CompiledRule]"]]
+               tuple[dict[str, Any], Evidence, "list[CompiledRule]"]]
 
 _DATE_FIELD = {"events": "date", "admissions": "admitted", "risk_scores": "date",
                "monitoring": "date"}
@@ -235,7 +234,7 @@ def generate(model: n.RuleModel, rulesets: Sequence[CompiledRuleset],
     w("else:")
     w("    fired = []")
     entries = ", ".join(f"{f.name!r}: {local[f.name]}" for f in model.facts)
-    w(f"return {{'__as_of__': as_of, {entries}}}, E, fired")
+    w(f"return {{'__as_of__': as_of, {entries}}}, _Evidence(E), fired")
 
     source = ("def run(record, as_of, pathway, next_codes, fire):\n"
               + "\n".join(w.lines) + "\n")
@@ -249,7 +248,7 @@ def generate(model: n.RuleModel, rulesets: Sequence[CompiledRuleset],
         "_days_before": days_before, "_day_after": day_after, "_day_before": day_before,
         "_age": age_in_years, "_died_after": death_after_as_of,
         "_bisect_left": bisect_left, "_bisect_right": bisect_right,
-        "_resolve": _resolve, "_ONE_DAY": _ONE_DAY, "_CAP": EVIDENCE_CAP,
+        "_resolve": _resolve, "_Evidence": Evidence, "_ONE_DAY": _ONE_DAY, "_CAP": EVIDENCE_CAP,
         **gen.consts,
     }
     code = compile(source, f"<generated {model.rulebook} {model.version}>", "exec")
@@ -374,7 +373,7 @@ def _items(w: _Writer, gen: _Gen, fact: n.ItemFact, v: str, name: str, match: Ma
     if kind == "exists":
         w("if _hi > _lo:")
         w(f"    {v} = True")
-        w(f"    E[{name}] = (_it[_hi - 1],)")
+        w(f"    E[{name}] = _it[_hi - 1]")
     elif kind == "count":
         w(f"{v} = _hi - _lo")
         w(f"if {v}:")
@@ -384,7 +383,7 @@ def _items(w: _Writer, gen: _Gen, fact: n.ItemFact, v: str, name: str, match: Ma
         w("if _hi > _lo:")
         w(f"    _x = _it[{at}]")
         w(f"    {v} = _x.{datef}")
-        w(f"    E[{name}] = (_x,)")
+        w(f"    E[{name}] = _x")
     else:
         if fact.value_field not in VALUE_FIELDS[source]:
             raise ValueError(f"{source} has no number {fact.value_field!r}")
@@ -393,7 +392,7 @@ def _items(w: _Writer, gen: _Gen, fact: n.ItemFact, v: str, name: str, match: Ma
         w(f"    _y = _x.{_ident(fact.value_field)}")
         w("    if _y is not None:")
         w(f"        {v} = float(_y)")
-        w(f"        E[{name}] = (_x,)")
+        w(f"        E[{name}] = _x")
         w("        break")
     if guarded:
         w.dedent()
@@ -424,7 +423,7 @@ def _latest_of(w: _Writer, gen: _Gen, fact: n.LatestOfFact, v: str, name: str,
         w(f"    {v} = {gen.const(category)}")
         w.dedent()
     w("if _best is not None:")
-    w(f"    E[{name}] = (_best,)")
+    w(f"    E[{name}] = _best")
     if guarded:
         w.dedent()
     w.dedent()
@@ -432,8 +431,7 @@ def _latest_of(w: _Writer, gen: _Gen, fact: n.LatestOfFact, v: str, name: str,
 
 def evaluate(book: Rulebook, record: PatientRecord, as_of: dt.date, fire: bool = True,
              replayed: tuple[PathwayResult, frozenset[str]] | None = None,
-             ) -> tuple[dict[str, Any], dict[str, tuple[EvidenceItem, ...]], list[CompiledRule],
-                        PathwayResult]:
+             ) -> tuple[dict[str, Any], Evidence, list[CompiledRule], PathwayResult]:
     """Every fact value, the evidence behind them, the rules fired (when ``fire``) and the
     pathway result. ``replayed``: the pathway result and allowed ``may_record`` codes when
     another engine replayed the pathway itself (the durable engine's statechart)."""
