@@ -860,9 +860,11 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
                 "the file was not read completely")
         st.lines += lines
         st.blank_lines += blank
-    if stage_dir is not None:
+    if stage_dir is not None and staged:
         con.execute(f"CREATE TEMP VIEW {src} AS SELECT * FROM read_parquet("
-                    f"[{', '.join(file_path(p) for p in staged)}])" if staged else empty_table)
+                    f"[{', '.join(file_path(p) for p in staged)}])")
+    elif stage_dir is not None:  # no block was staged (a file of a header alone)
+        con.execute(empty_table)
 
 
 def _read_failed(exc: duckdb.Error, message: str) -> BaseException:
