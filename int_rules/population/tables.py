@@ -22,7 +22,7 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -39,7 +39,7 @@ from ..vocabulary import (
     SEXES,
     TRUE_TEXT,
 )
-from .csvlines import CsvHeaderError, read_blocks, read_header
+from .csvlines import CsvHeaderError, PlainFile, plain_file, read_blocks, read_header
 
 __all__ = [
     "TABLES",
@@ -384,6 +384,41 @@ def _scan_sql(tf: TableFile, columns: Sequence[str]) -> str:
     return f"(SELECT line AS __row, {_line_why(n)} AS __line_why, {cells} FROM {_CSV_LINES})"
 
 
+def _native_scan_sql(tf: TableFile, columns: Sequence[str], plain: PlainFile) -> str:
+    """Rows of one plain CSV file (see :func:`.csvlines.plain_file`) read by DuckDB's own
+    reader, in the file's order, with ``__row`` NULL (the rows are numbered by that order once
+    stored, see :func:`_source`) and ``__line_why`` NULL (a line with the wrong number of cells
+    is that reader's error). Every cell is text as it stands in the file, an empty one ``''``.
+    """
+    names = ", ".join(_ident(c) for c in columns)
+    types = ", ".join(f"{_q(c)}: 'VARCHAR'" for c in columns)
+    newline = "\\r\\n" if plain.newline == "\r\n" else "\\n"
+    return (f"(SELECT NULL::BIGINT AS __row, NULL::VARCHAR AS __line_why, * FROM read_csv("
+            f"{file_path(tf.path)}, header = true, auto_detect = false, delim = ',', "
+            f"quote = '\"', escape = '\"', new_line = '{newline}', strict_mode = true, "
+            f"null_padding = false, encoding = 'utf-8', columns = {{{types}}}, "
+            f"force_not_null = [{', '.join(_q(c) for c in columns)}]) AS __csv({names}))")
+
+
+def _spaced_cell(raw: str, plain: PlainFile | None) -> str:
+    """A date, number, flag or category cell ``raw`` trimmed of spaces, NULL when empty. Read
+    whole from a plain file, only a cell that starts or ends with a space is trimmed (the test
+    is cheaper than the trim, which most cells do not need); from a clean file, none."""
+    if plain is None:
+        return f"NULLIF(trim({raw}), '')"
+    if plain.clean:
+        return f"NULLIF({raw}, '')"
+    return (f"NULLIF(CASE WHEN prefix({raw}, ' ') OR suffix({raw}, ' ') THEN trim({raw}) "
+            f"ELSE {raw} END, '')")
+
+
+def _text_cell(col: str, plain: PlainFile | None) -> str:
+    """A free-text cell ``col`` trimmed as records trim it, NULL when empty (see
+    :func:`_trim_rest`, which also trims the spaces of a cell read whole from a plain file); a
+    clean file's cells hold nothing to trim."""
+    return f"NULLIF({col}, '')" if plain is not None and plain.clean else _trim_rest(col)
+
+
 def _clean_cell(i: int, n: int) -> str:
     """Cell ``i`` (from 0) of a clean CSV line of ``n`` cells: the last one without its line
     break (a plain slice: a clean line holds no other character to trim)."""
@@ -600,9 +635,14 @@ def _extra_checks(spec: TableSpec) -> list[tuple[str, str]]:
 
 
 def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
-                  columns: list[tuple[str, str]]) -> tuple[str, list[str]]:
+                  columns: list[tuple[str, str]], plain: PlainFile | None = None
+                  ) -> tuple[str, list[str]]:
     """SQL selecting (seq, typed columns..., bad, reason) from one file, and the ignored
-    columns. ``seq`` is ``file_idx`` and the row's line (CSV) or row number (Parquet)."""
+    columns. ``seq`` is ``file_idx`` and the row's line (CSV) or row number (Parquet).
+
+    A CSV file is read by its lines (:mod:`.csvlines`, block by block: the SQL reads the
+    block's tables), or, when ``plain`` (see :func:`.csvlines.plain_file`), by DuckDB's own
+    reader in one statement; the cells are then checked by the same SQL."""
     by_name: dict[str, tuple[str, str]] = {}
     for name, typ in columns:
         key = name.strip().lower()
@@ -649,12 +689,15 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
                 inner.append(f"{_ident(src)} AS __s_{col.target}")
                 trimmed.append(keep)
             elif col.kind in ("id", "text"):
-                # Free text: trimmed exactly as records trim it.
-                inner.append(f"trim(CAST({_ident(src)} AS VARCHAR)) AS __r_{col.target}")
-                trimmed.append(f"{_trim_rest(f'__r_{col.target}')} AS {keep}")
+                # Free text: trimmed exactly as records trim it (of spaces here, unless the
+                # cells are read whole: _trim_rest trims them of spaces too).
+                raw = f"CAST({_ident(src)} AS VARCHAR)"
+                inner.append(f"{raw if plain else f'trim({raw})'} AS __r_{col.target}")
+                trimmed.append(f"{_text_cell(f'__r_{col.target}', plain)} AS {keep}")
             else:
                 # Dates, numbers, flags, categories: spaces trimmed; anything else fails to parse.
-                inner.append(f"NULLIF(trim(CAST({_ident(src)} AS VARCHAR)), '') AS {keep}")
+                raw = f"CAST({_ident(src)} AS VARCHAR)"
+                inner.append(f"{_spaced_cell(raw, plain)} AS {keep}")
                 trimmed.append(keep)
             parse, check, extra = _typed(col, typ, fast)
             parsed += [keep, f"{parse} AS __p_{col.target}"]
@@ -675,10 +718,11 @@ def _select_typed(spec: TableSpec, tf: TableFile, file_idx: int,
                f"NULLIF(concat_ws('; ', {', '.join(w for _, w in reasons) or 'NULL'}), '') END "
                "AS reason")
     # Parquet: the row number (1-based). CSV: the line number, the header being line 1.
-    base = (f"SELECT __row, __line_why, {', '.join(inner)} "
-            f"FROM {_scan_sql(tf, [name for name, _ in columns])}")
+    names = [name for name, _ in columns]
+    scan = _native_scan_sql(tf, names, plain) if plain else _scan_sql(tf, names)
+    base = f"SELECT __row, __line_why, {', '.join(inner)} FROM {scan}"
     trim = f"SELECT __row, __line_why, {', '.join(trimmed)} FROM ({base})"
-    if tf.format == "csv":
+    if tf.format == "csv" and not plain:
         # Clean lines (most) skip the trimming: the same columns, read straight off the cells.
         trim += (f" UNION ALL SELECT line, {_line_why(len(columns))}, {', '.join(clean)} "
                  f"FROM {_CSV_CLEAN_LINES}")
@@ -751,11 +795,19 @@ def load_tables(
         stats[spec.name] = st
         tfs = found.get(spec.name, [])
         selects: list[str] = []
+        natives: list[_Native | None] = []
         for tf in tfs:
             file_idx = len(files)
             files.append(tf)
             st.files.append(tf.shown)
-            select, ignored = _select_typed(spec, tf, file_idx, _describe(con, tf))
+            columns = _describe(con, tf)
+            select, ignored = _select_typed(spec, tf, file_idx, columns)
+            # A plain CSV file, staged (and not a header alone): read by DuckDB's own reader.
+            plain = (plain_file(tf.path) if tf.format == "csv" and stage_dir is not None
+                     else None)
+            natives.append(_Native(_select_typed(spec, tf, file_idx, columns, plain)[0], plain,
+                                   file_idx, len(columns))
+                           if plain and plain.lines > 1 else None)
             for name in ignored:
                 if name not in st.ignored_columns:
                     st.ignored_columns.append(name)
@@ -763,7 +815,7 @@ def load_tables(
                                  f"{spec.name} table)")
             selects.append(select)
         say(f"reading {spec.name}")
-        _source(con, spec, tfs, selects, files, st, stage_dir)
+        _source(con, spec, tfs, selects, natives, st, stage_dir)
         if spec.name == "patients":
             _finish_patients(con, spec, st)
         else:
@@ -787,11 +839,28 @@ def load_tables(
 STAGE_COMPRESSION = "lz4_raw"
 
 
+class _Native(NamedTuple):
+    """A plain CSV file's select by DuckDB's own reader (see :func:`_select_typed`)."""
+
+    select: str
+    plain: PlainFile
+    file_idx: int
+    cells: int  # in the header
+
+
 def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[TableFile],
-            selects: Sequence[str], files: Sequence[TableFile], st: TableStats,
-            stage_dir: Path | None) -> None:
+            selects: Sequence[str], natives: Sequence[_Native | None],
+            st: TableStats, stage_dir: Path | None) -> None:
     """``__src_<t>``: the typed rows of every file of one table (for CSV a table, or a view of
-    the Parquet files staged in ``stage_dir``; else a view of the files)."""
+    the Parquet files staged in ``stage_dir``; else a view of the files).
+
+    A plain CSV file (``natives``, only when staging) is read by DuckDB's own reader first,
+    its checked rows staged in the file's order (that reader and the Parquet writer both keep
+    it), so that the staged row ``r`` (from 0) is line ``r + 2``. When that reader stops at
+    something (a line with the wrong number of cells, text that is not UTF-8) or reads fewer
+    rows than the file has lines after its header (a blank line), what it staged is dropped
+    and the file is read again line by line, so that every line is reported as
+    :mod:`.csvlines` reports it."""
     src = f"__src_{spec.internal}"
     schema = list(_schema(spec))
     cols = ", ".join(f"{name} {typ}" for name, typ in schema)
@@ -813,7 +882,8 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
     # Copied, CSV files block by block (each row numbered by its line), Parquet files beside
     # them as they are: into a table, or each block into a Parquet file of ``stage_dir``. The
     # order rows arrive in does not matter: seq says.
-    staged: list[Path] = []
+    staged: list[Path] = []  # each row with its seq
+    in_order: list[tuple[Path, int]] = []  # staged by DuckDB's reader in order, with file_idx
     typed = ", ".join(f"CAST({name} AS {typ}) AS {name}" for name, typ in schema)
     if stage_dir is None:
         con.execute(empty_table)
@@ -824,14 +894,37 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
         """``sel``'s rows stored; how many."""
         if stage_dir is None:
             return int(con.execute(f"INSERT INTO {src} {sel}").fetchall()[0][0])
-        path = stage_dir / f"{spec.internal}-{len(staged):05d}.parquet"
+        path = stage_dir / f"{spec.internal}-{len(staged) + len(in_order):05d}.parquet"
         staged.append(path)
         return int(con.execute(
             f"COPY (SELECT CAST(seq AS BIGINT) AS seq, {typed}, CAST(bad AS BOOLEAN) AS bad, "
             f"CAST(reason AS VARCHAR) AS reason FROM ({sel})) TO {_q(str(path))} "
             f"(FORMAT parquet, COMPRESSION {STAGE_COMPRESSION})").fetchall()[0][0])
 
-    for tf, sel in zip(tfs, selects, strict=True):
+    def native(nat: _Native) -> bool:
+        """Whether the file was read whole by DuckDB's own reader (else nothing is kept)."""
+        assert stage_dir is not None
+        path = stage_dir / f"{spec.internal}-{len(staged) + len(in_order):05d}.parquet"
+        rows = -1
+        try:
+            rows = int(con.execute(
+                f"COPY (SELECT {typed}, CAST(bad AS BOOLEAN) AS bad, CAST(reason AS VARCHAR) "
+                f"AS reason FROM ({nat.select})) TO {_q(str(path))} "
+                f"(FORMAT parquet, COMPRESSION {STAGE_COMPRESSION})").fetchall()[0][0])
+        except duckdb.Error as exc:
+            if interrupted(exc):
+                path.unlink(missing_ok=True)
+                raise KeyboardInterrupt() from None
+        if rows != nat.plain.lines - 1 or nat.plain.commas != rows * (nat.cells - 1):
+            path.unlink(missing_ok=True)
+            return False
+        in_order.append((path, nat.file_idx))
+        return True
+
+    for tf, sel, nat in zip(tfs, selects, natives, strict=True):
+        if nat is not None and native(nat):
+            st.lines += nat.plain.lines
+            continue
         if tf.format != "csv":
             try:
                 copy(sel)
@@ -860,10 +953,15 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
                 "the file was not read completely")
         st.lines += lines
         st.blank_lines += blank
-    if stage_dir is not None and staged:
-        con.execute(f"CREATE TEMP VIEW {src} AS SELECT * FROM read_parquet("
-                    f"[{', '.join(file_path(p) for p in staged)}])")
-    elif stage_dir is not None:  # no block was staged (a file of a header alone)
+    names = ", ".join(name for name, _ in schema)
+    parts = [f"SELECT * FROM read_parquet([{', '.join(file_path(p) for p in staged)}])"
+             ] if staged else []
+    parts += [f"SELECT (CAST({idx} AS BIGINT) << {_ROW_BITS}) | (file_row_number + 2) AS seq, "
+              f"{names}, bad, reason FROM read_parquet({file_path(path)}, file_row_number=true)"
+              for path, idx in in_order]
+    if parts:
+        con.execute(f"CREATE TEMP VIEW {src} AS " + " UNION ALL ".join(parts))
+    elif stage_dir is not None:  # nothing was staged (a file of a header alone)
         con.execute(empty_table)
 
 

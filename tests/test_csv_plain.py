@@ -1,0 +1,180 @@
+"""A plain CSV file (no quote, no control character but its line breaks, one kind of line
+break) is read by DuckDB's own reader instead of line by line: the rows, their line numbers,
+the rejects and the counts are the same either way, and anything that reader cannot number
+by its lines (a blank line, a line with the wrong number of cells, text that is not UTF-8)
+sends the file back to the line-by-line reader."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import int_rules
+from int_rules.population import tables
+from int_rules.population.csvlines import PlainFile, plain_file
+from int_rules.population.engine import connect
+
+BOOK = int_rules.load()
+FRAIL = sorted(BOOK.codelists["frailty_severe"].codes)[0]
+PATIENTS = (b"patient_id,date_of_birth,sex,practice,neighbourhood,gp_system,date_of_death\n"
+            b"P1,1940-05-02,female,E1,HATFIELD,EMIS,\nP2,1950-02,male,E1,HATFIELD,S1,\n")
+EVENTS_HEADER = b"patient_id,date,snomedct_code,numeric_value,is_problem"
+
+
+# -- which files are plain --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"a,b\n1,2\n3,4\n", PlainFile(3, "\n", True, 2)),
+    (b"a,b\n1,2\n3,4", PlainFile(3, "\n", True, 2)),  # no line break after the last line
+    (b"a,b\r\n1,2\r\n3,4\r\n", PlainFile(3, "\r\n", True, 2)),
+    (b"a,b\n1, 2\n", PlainFile(2, "\n", False, 1)),  # a space: plain, not clean
+    ("a,b\n1,\u00e9\n".encode(), PlainFile(2, "\n", False, 1)),
+    (b'"a","b"\n1,2\n', PlainFile(2, "\n", True, 1)),  # quotes in the header only
+    (b"a,b\n1,2\n\n3,4\n", PlainFile(4, "\n", True, 2)),  # a blank line: counted, caught later
+    (b"a,b\n", PlainFile(1, "\n", True, 0)),
+    (b'a,b\n1,"2"\n', None),
+    (b"a,b\n1,\t2\n", None),
+    (b"a,b\n1,\x002\n", None),
+    (b"a,b\n1,2\r3,4\n", None),  # a "\r" that is no line break
+    (b"a,b\n1,2\r\n3,4\n", None),  # "\r\n" and "\n"
+    (b"a,b\n1,2\r", None),
+    (b"a,b", None),  # a header with no line break
+])
+def test_plain_file(tmp_path: Path, body: bytes, expected: PlainFile | None) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(body)
+    for piece in (1, 2, 3, 5, 1 << 20):  # a "\r\n" split between pieces, and not
+        assert plain_file(path, piece) == expected, piece
+
+
+def test_a_compressed_file_is_read_line_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv.gz"
+    path.write_bytes(gzip.compress(b"a,b\n1,2\n"))
+    assert plain_file(path) is None
+
+
+# -- the same result either way ---------------------------------------------------------------
+
+
+def _load(data: Path, stage: Path, line_by_line: bool,
+          monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    with monkeypatch.context() as m:
+        if line_by_line:
+            m.setattr(tables, "plain_file", lambda path: None)
+        con = connect()
+        try:
+            result = tables.load_tables(con, data, stage_dir=stage)
+            return {t: con.execute(f"SELECT * FROM __src_{t} ORDER BY seq").fetchall()
+                    for t in ("pt", "ev")} | {
+                "rejects": con.execute("SELECT * FROM rejects ORDER BY ALL").fetchall(),
+                "stats": {k: v.to_dict() for k, v in result.stats.items()}}
+        finally:
+            con.close()
+
+
+CELLS = {
+    "patient_id": ["P1", "P2", "P3", " P1", "P2 ", "P1\u00a0", "\u2003P2", "", "P!1", "P\x7f"],
+    "date": ["2025-01-01", "2024-12-31", " 2025-02-03", "2025-13-01", "2025-1-2", "", "soon"],
+    "snomedct_code": [FRAIL, "42", "", " " + FRAIL, "1234567"],
+    "numeric_value": ["", "7.5", " 7.5 ", "1e3", "nan", "abc", "-0"],
+    "is_problem": ["", "true", "YES", " no", "0", "maybe"],
+}
+ROW = st.tuples(*(st.sampled_from(v) for v in CELLS.values())).map(",".join)
+# Mostly rows of five cells (files DuckDB's reader reads whole), now and then a line that
+# sends the file back to the line-by-line reader.
+ODD_LINE = st.sampled_from([b"", b"P1,2025-01-01", b"P1,2025-01-01,1,2,3,4",
+                            b"P1,2025-01-01,\xff\xfe,,", b"   ",
+                            f"P1,2025-01-01,{FRAIL},,,,".encode(), b","])
+LINE = st.integers(0, 9).flatmap(lambda k: ODD_LINE if k == 0 else ROW.map(str.encode))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(lines=st.lists(LINE, min_size=1, max_size=12), newline=st.sampled_from([b"\n", b"\r\n"]),
+       last_break=st.booleans())
+def test_read_whole_or_by_lines_the_rows_are_the_same(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+        lines: list[bytes], newline: bytes, last_break: bool) -> None:
+    data = tmp_path_factory.mktemp("data")
+    (data / "patients.csv").write_bytes(PATIENTS.replace(b"\n", newline))
+    body = newline.join([EVENTS_HEADER, *lines]) + (newline if last_break else b"")
+    (data / "clinical_events.csv").write_bytes(body)
+    whole = _load(data, tmp_path_factory.mktemp("stage"), False, monkeypatch)
+    by_lines = _load(data, tmp_path_factory.mktemp("stage"), True, monkeypatch)
+    assert whole == by_lines
+
+
+def _refuse_lines(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    raise AssertionError("read line by line")
+
+
+def test_a_plain_file_with_bad_rows_is_read_whole_and_its_rows_keep_their_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "patients.csv").write_bytes(PATIENTS)
+    (data / "clinical_events.csv").write_bytes(
+        EVENTS_HEADER + f"\nP1,2025-01-01,{FRAIL},,\nP2,2025-13-01,{FRAIL},,\n"
+                        f"P1, 2025-02-01 ,{FRAIL}, 7.5 ,yes\nP9,2025-03-01,,,\n".encode())
+    monkeypatch.setattr(tables, "read_blocks", _refuse_lines)
+    con = connect()
+    try:
+        result = tables.load_tables(con, data, stage_dir=tmp_path / "stage")
+        rejects = con.execute("SELECT line, patient_id, reason FROM rejects WHERE tbl = "
+                              "'clinical_events' ORDER BY line").fetchall()
+        kept = con.execute("SELECT seq & 1023, d, value, is_problem FROM __src_ev "
+                           "WHERE NOT bad ORDER BY seq").fetchall()
+    finally:
+        con.close()
+    assert [(line, pid) for line, pid, _ in rejects] == [(3, "P2"), (5, "P9")]
+    assert "date '2025-13-01' is not a date" in rejects[0][2]
+    # The cells are checked as they are read; the codes after, once each (line 5's).
+    assert [(line, str(d), value, flag) for line, d, value, flag in kept] == [
+        (2, "2025-01-01", None, False), (4, "2025-02-01", 7.5, True),
+        (5, "2025-03-01", None, False)]
+    assert result.stats["clinical_events"].lines == 5
+
+
+@pytest.mark.parametrize(("rows", "why"), [
+    (f"P1,2025-01-01,{FRAIL},,\n\nP1,2025-01-02,{FRAIL},,\n", "a blank line"),
+    (f"P1,2025-01-01,{FRAIL},,\nP1,2025-01-02\n", "a line with too few cells"),
+    (f"P1,2025-01-01,{FRAIL},,\nP1,2025-01-02,{FRAIL},,,,\n", "a line with too many cells"),
+    (f"P1,2025-01-01,{FRAIL},,\nP1,2025-01-02,{FRAIL},,,9\n", "a line with too many cells"),
+    (f"P1,2025-01-01,{FRAIL},,\nP1,2025-01-02,\xe9t\xe9,,\n", "text that is not UTF-8"),
+])
+def test_what_that_reader_cannot_number_sends_the_file_back_to_the_lines(
+        tmp_path: Path, rows: str, why: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "patients.csv").write_bytes(PATIENTS)
+    (data / "clinical_events.csv").write_bytes(EVENTS_HEADER + b"\n" + rows.encode("latin-1"))
+    assert plain_file(data / "clinical_events.csv") is not None
+    seen: list[Path] = []
+    real = tables.read_blocks
+
+    def spy(path: Path, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        seen.append(path)
+        return real(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(tables, "read_blocks", spy)
+        con = connect()
+        try:
+            result = tables.load_tables(con, data, stage_dir=tmp_path / "stage")
+            lines = [r[0] for r in con.execute("SELECT seq & 1023 FROM __src_ev ORDER BY seq")
+                     .fetchall()]
+        finally:
+            con.close()
+    assert seen == [data / "clinical_events.csv"], why
+    assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == [
+        "ev-00000.parquet", "pt-00000.parquet"]  # what the first reader staged is gone
+    st_ev = result.stats["clinical_events"]
+    assert lines == ([2, 4] if why == "a blank line" else [2, 3])
+    assert st_ev.blank_lines == (1 if why == "a blank line" else 0)
