@@ -19,6 +19,7 @@ No clinical logic here: which codes mean what is the rulebook's business.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -468,9 +469,15 @@ def _in_list(values: Sequence[str]) -> str:
     return "(" + ", ".join(_q(v) for v in values) + ")"
 
 
+def _one_of(expr: str, values: Sequence[str]) -> str:
+    """Whether ``expr`` is one of ``values`` (NULL when ``expr`` is), as comparisons joined by
+    ``OR``: DuckDB plans an ``IN`` of five values or more (or ``list_contains`` of a constant
+    list) as a join, which does not keep the rows in the order they are read (see
+    :func:`_keeps_order`)."""
+    return "(" + " OR ".join(f"{expr} = {_q(v)}" for v in values) + ")"
+
+
 # The one input vocabulary (int_rules.vocabulary), as records read it.
-_TRUE = _in_list(TRUE_TEXT)
-_FALSE = _in_list(FALSE_TEXT)
 _NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _DATE_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
@@ -555,8 +562,10 @@ def _typed(col: Column, src_type: str, fast: bool
         else:
             # The spellings as listed first: most cells are, and then need no lower-casing.
             low = f"lower({t})"
-            parse = (f"CASE WHEN {t} IN {_TRUE} THEN TRUE WHEN {t} IN {_FALSE} THEN FALSE "
-                     f"WHEN {low} IN {_TRUE} THEN TRUE WHEN {low} IN {_FALSE} THEN FALSE END")
+            parse = (f"CASE WHEN {_one_of(t, TRUE_TEXT)} THEN TRUE "
+                     f"WHEN {_one_of(t, FALSE_TEXT)} THEN FALSE "
+                     f"WHEN {_one_of(low, TRUE_TEXT)} THEN TRUE "
+                     f"WHEN {_one_of(low, FALSE_TEXT)} THEN FALSE END")
         if not col.required:
             raw = s if fast else t
             return parse, lambda p: f"CASE WHEN {raw} IS NULL THEN FALSE ELSE {p} END", None
@@ -564,13 +573,13 @@ def _typed(col: Column, src_type: str, fast: bool
     if kind == "code":
         return s, same, None  # as written; each distinct code is checked (and trimmed) in Python
     if kind == "sex":
-        return (f"CASE WHEN {t} IS NULL THEN 'unknown' WHEN lower({t}) IN "
-                f"{_in_list(SEXES)} THEN lower({t}) END"), same, None
+        return (f"CASE WHEN {t} IS NULL THEN 'unknown' WHEN {_one_of(f'lower({t})', SEXES)} "
+                f"THEN lower({t}) END"), same, None
     if kind == "gp_system":
         whens = " ".join(f"WHEN {_q(k)} THEN {_q(v)}" for k, v in GP_SYSTEMS.items())
         return f"CASE lower({t}) {whens} END", same, None
     if kind == "kind":
-        return (f"CASE WHEN lower({t}) IN {_in_list(MONITORING_KINDS)} THEN lower({t}) END",
+        return (f"CASE WHEN {_one_of(f'lower({t})', MONITORING_KINDS)} THEN lower({t}) END",
                 same, None)
     return t, same, None  # id, text
 
@@ -790,6 +799,8 @@ def load_tables(
     stats: dict[str, TableStats] = {}
     con.execute("CREATE OR REPLACE TEMP TABLE rejects (tbl VARCHAR, file_idx INTEGER, "
                 "line BIGINT, patient_id VARCHAR, reason VARCHAR)")
+    in_order = bool(con.execute(
+        "SELECT current_setting('preserve_insertion_order')").fetchall()[0][0])
     for spec in TABLES:
         st = TableStats(spec.name)
         stats[spec.name] = st
@@ -802,9 +813,10 @@ def load_tables(
             st.files.append(tf.shown)
             columns = _describe(con, tf)
             select, ignored = _select_typed(spec, tf, file_idx, columns)
-            # A plain CSV file, staged (and not a header alone): read by DuckDB's own reader.
+            # A plain CSV file, staged (and not a header alone): read by DuckDB's own reader,
+            # when the connection keeps rows in order (its rows are numbered by that order).
             plain = (plain_file(tf.path) if tf.format == "csv" and stage_dir is not None
-                     else None)
+                     and in_order else None)
             natives.append(_Native(_select_typed(spec, tf, file_idx, columns, plain)[0], plain,
                                    file_idx, len(columns))
                            if plain and plain.lines > 1 else None)
@@ -906,11 +918,13 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
         assert stage_dir is not None
         path = stage_dir / f"{spec.internal}-{len(staged) + len(in_order):05d}.parquet"
         rows = -1
+        statement = (f"COPY (SELECT {typed}, CAST(bad AS BOOLEAN) AS bad, CAST(reason AS "
+                     f"VARCHAR) AS reason FROM ({nat.select})) TO {_q(str(path))} "
+                     f"(FORMAT parquet, COMPRESSION {STAGE_COMPRESSION})")
         try:
-            rows = int(con.execute(
-                f"COPY (SELECT {typed}, CAST(bad AS BOOLEAN) AS bad, CAST(reason AS VARCHAR) "
-                f"AS reason FROM ({nat.select})) TO {_q(str(path))} "
-                f"(FORMAT parquet, COMPRESSION {STAGE_COMPRESSION})").fetchall()[0][0])
+            if not _keeps_order(con, statement):
+                return False
+            rows = int(con.execute(statement).fetchall()[0][0])
         except duckdb.Error as exc:
             if interrupted(exc):
                 path.unlink(missing_ok=True)
@@ -963,6 +977,15 @@ def _source(con: duckdb.DuckDBPyConnection, spec: TableSpec, tfs: Sequence[Table
         con.execute(f"CREATE TEMP VIEW {src} AS " + " UNION ALL ".join(parts))
     elif stage_dir is not None:  # nothing was staged (a file of a header alone)
         con.execute(empty_table)
+
+
+def _keeps_order(con: duckdb.DuckDBPyConnection, copy: str) -> bool:
+    """Whether DuckDB writes the rows of ``copy`` (a ``COPY ... TO``) in the order it reads
+    them: its plan is then the ordered copy (``BATCH_COPY_TO_FILE``), which writes each batch
+    of rows in the scan's order. A plan with an operator that does not keep that order (a
+    join, say) is the plain copy, which writes the batches as the threads finish them."""
+    plan = json.loads(str(con.execute("EXPLAIN (FORMAT json) " + copy).fetchall()[0][1]))
+    return bool(plan) and plan[0].get("name") == "BATCH_COPY_TO_FILE"
 
 
 def _read_failed(exc: duckdb.Error, message: str) -> BaseException:
