@@ -1,8 +1,8 @@
-"""A plain CSV file (no quote, no control character but its line breaks, one kind of line
-break) is read by DuckDB's own reader instead of line by line: the rows, their line numbers,
-the rejects and the counts are the same either way, and anything that reader cannot number
-by its lines (a blank line, a line with the wrong number of cells, text that is not UTF-8)
-sends the file back to the line-by-line reader."""
+"""A plain CSV file (every quote opening or closing a whole cell, no control character but its
+line breaks, one kind of line break) is read by DuckDB's own reader instead of line by line:
+the rows, their line numbers, the rejects and the counts are the same either way, and anything
+that reader cannot number by its lines (a blank line, a line with the wrong number of cells,
+text that is not UTF-8) sends the file back to the line-by-line reader."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import int_rules
 from int_rules.population import tables
-from int_rules.population.csvlines import PlainFile, plain_file
+from int_rules.population.csvlines import PlainFile, plain_file, split_line
 from int_rules.population.engine import connect
 
 BOOK = int_rules.load()
@@ -39,7 +39,23 @@ EVENTS_HEADER = b"patient_id,date,snomedct_code,numeric_value,is_problem"
     (b'"a","b"\n1,2\n', PlainFile(2, "\n", True, 1)),  # quotes in the header only
     (b"a,b\n1,2\n\n3,4\n", PlainFile(4, "\n", True, 2)),  # a blank line: counted, caught later
     (b"a,b\n", PlainFile(1, "\n", True, 0)),
-    (b'a,b\n1,"2"\n', None),
+    # Quoted cells, each quote opening or closing a whole cell: a comma inside one is no
+    # separator.
+    (b'a,b\n1,"2"\n', PlainFile(2, "\n", True, 1)),
+    (b'a,b\n"1","2"\n"3",""\n', PlainFile(3, "\n", True, 2)),
+    (b'a,b\n"1,5",2\n"x, y",""\n', PlainFile(3, "\n", False, 2)),
+    (b'a,b\n1,"2"', PlainFile(2, "\n", True, 1)),
+    (b'a,b\r\n"1","2"\r\n', PlainFile(2, "\r\n", True, 1)),
+    (b'a,b\n"",""\n', PlainFile(2, "\n", True, 1)),
+    (b'a,b\n1,"2\n3",4\n', None),  # a line break inside a quoted cell
+    (b'a,b\n1,"2\n', None),  # a quote left open
+    (b'a,b\n"a""b",2\n', None),  # a doubled quote
+    (b'a,b\n""""\n', None),
+    (b'a,b\n1,a"b\n', None),  # a quote inside a cell
+    (b'a,b\n1, "2"\n', None),  # a space before the opening quote
+    (b'a,b\n1,"2" \n', None),  # and after the closing one
+    (b'a,b\n",",x\n', PlainFile(2, "\n", True, 1)),  # a comma alone, quoted
+    (b'a,b\n"1"2",3\n', None),
     (b"a,b\n1,\t2\n", None),
     (b"a,b\n1,\x002\n", None),
     (b"a,b\n1,2\r3,4\n", None),  # a "\r" that is no line break
@@ -52,6 +68,31 @@ def test_plain_file(tmp_path: Path, body: bytes, expected: PlainFile | None) -> 
     path.write_bytes(body)
     for piece in (1, 2, 3, 5, 1 << 20):  # a "\r\n" split between pieces, and not
         assert plain_file(path, piece) == expected, piece
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.lists(st.sampled_from(["a", ",", '"', "\n", "\r\n", " ", '","', '""']),
+                     max_size=30).map("".join))
+def test_a_plain_file_splits_into_its_lines_cells_as_a_csv_reader_splits_each_line(
+        tmp_path: Path, body: str) -> None:
+    """Whatever the bytes, the answer does not depend on where the pieces break; and when the
+    file is plain, each line after the header is one row that Python's ``csv`` reads without
+    a problem, and the commas counted are those between its cells."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,b\n" + body.encode())
+    found = {plain_file(path, piece) for piece in (1, 2, 3, 7, 1 << 20)}
+    assert len(found) == 1
+    plain = found.pop()
+    if plain is None:
+        return
+    lines = body.split(plain.newline) if body else []
+    if lines and lines[-1] == "":
+        lines.pop()  # the line break after the last line
+    assert plain.lines == 1 + len(lines)
+    cells = [split_line(line) for line in lines if line]  # a blank line: no row
+    assert all(problem is None for _, problem in cells)
+    assert plain.commas == sum(len(c) - 1 for c, _ in cells if c)
 
 
 def test_a_compressed_file_is_read_line_by_line(tmp_path: Path) -> None:
@@ -86,12 +127,21 @@ CELLS = {
     "numeric_value": ["", "7.5", " 7.5 ", "1e3", "nan", "abc", "-0"],
     "is_problem": ["", "true", "YES", " no", "0", "maybe"],
 }
-ROW = st.tuples(*(st.sampled_from(v) for v in CELLS.values())).map(",".join)
+# A cell written as it is, or quoted (a comma inside a quoted cell is a character of it).
+CELL = {name: st.one_of(st.sampled_from(v), st.sampled_from([*v, "7,5", " , "]).map(
+    lambda c: f'"{c}"')) for name, v in CELLS.items()}
+ROW = st.tuples(*CELL.values()).map(",".join)
 # Mostly rows of five cells (files DuckDB's reader reads whole), now and then a line that
 # sends the file back to the line-by-line reader.
 ODD_LINE = st.sampled_from([b"", b"P1,2025-01-01", b"P1,2025-01-01,1,2,3,4",
                             b"P1,2025-01-01,\xff\xfe,,", b"   ",
-                            f"P1,2025-01-01,{FRAIL},,,,".encode(), b","])
+                            f"P1,2025-01-01,{FRAIL},,,,".encode(), b",",
+                            # quotes that do not open or close a whole cell
+                            f'P1,2025"-01-01,{FRAIL},,'.encode(),
+                            f'"P1" ,2025-01-01,{FRAIL},,'.encode(),
+                            f'"P""1",2025-01-01,{FRAIL},,'.encode(),
+                            f'P1,"2025-01-01,{FRAIL},,'.encode(),
+                            f'P1,"2025-01-01\n",{FRAIL},,'.encode()])
 LINE = st.integers(0, 9).flatmap(lambda k: ODD_LINE if k == 0 else ROW.map(str.encode))
 
 
@@ -237,3 +287,40 @@ def test_every_table_of_a_synthetic_extract_is_read_whole_and_the_same_as_by_lin
     assert whole == _load(data, tmp_path / "lines", True, monkeypatch)
     assert all(whole["stats"][name]["rows_read"] > 0
                for name in ("patients", "clinical_events", "admissions", "risk_scores"))
+
+
+def test_an_extract_with_every_cell_quoted_is_read_whole_and_the_same_as_by_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export may quote every cell (``"P1","2025-01-01",""``): each quote opens or closes a
+    whole cell, so DuckDB's reader splits the lines as the line-by-line reader does, and reads
+    each file whole; a comma inside a quoted cell is no separator."""
+    import csv
+    import datetime as dt
+
+    from int_rules.synth import write_population
+
+    made = tmp_path / "made"
+    write_population(made, 300, 7, dt.date(2026, 3, 31), "csv")
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in made.glob("*.csv"):
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        if path.name == "patients.csv":  # a practice's name with a comma in it
+            rows[1][rows[0].index("practice")] = "Hatfield, North"
+        with (data / path.name).open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    assert (data / "clinical_events.csv").read_text().splitlines()[1].startswith('"')
+    by_lines: list[Path] = []
+    real = tables.read_blocks
+
+    def spy(path: Path, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        by_lines.append(path)
+        return real(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(tables, "read_blocks", spy)
+        whole = _load(data, tmp_path / "whole", False, monkeypatch)
+    assert [p.name for p in by_lines] == ["monitoring.csv"]  # a header alone
+    assert whole == _load(data, tmp_path / "lines", True, monkeypatch)
+    assert any("Hatfield, North" in row for row in whole["pt"])

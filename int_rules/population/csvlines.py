@@ -16,9 +16,9 @@ is kept as a row whose cells are unreadable, so it is rejected with its line num
 ``.csv.gz`` files are decompressed as they are read. The next block is read and split on a
 thread of its own while DuckDB checks the one before (:func:`read_blocks`, ``ahead``).
 
-A *plain* file (:func:`plain_file`: no quote, no control character but the line breaks) needs
-none of this: DuckDB's own reader splits its lines the same way, in order, and the caller
-checks by the counts that it read each line as one row.
+A *plain* file (:func:`plain_file`: every quote opening or closing a whole cell, no control
+character but the line breaks) needs none of this: DuckDB's own reader splits its lines the
+same way, in order, and the caller checks by the counts that it read each line as one row.
 """
 
 from __future__ import annotations
@@ -132,7 +132,8 @@ def split_line(text: str) -> tuple[list[str] | None, str | None]:
 class PlainFile:
     """A CSV file whose rows are all plain (see :func:`plain_file`): ``lines`` in all (the
     header, and a row or a blank line each), ending in ``newline``, with ``commas`` after the
-    header; ``clean`` when every byte after the header but the line breaks is ASCII from
+    header (those between cells: not those inside a quoted cell); ``clean`` when every byte
+    after the header but the line breaks is ASCII from
     ``!`` to ``~`` (no cell to trim)."""
 
     lines: int
@@ -144,8 +145,10 @@ class PlainFile:
 def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
     """The file's lines, when every line after the header is *plain*, else None.
 
-    Plain: no quote, no control character but the line break, and every line breaking the
-    same way (``\n`` throughout, or ``\r\n`` throughout); the file not compressed. A plain
+    Plain: every quote opening or closing a whole cell (see :func:`_quoted`: ``"P1","a, b",""``
+    but not ``"a""b"``, ``5"`` or ``"P1" ,``), no control character but the line
+    break, and every line breaking the same way (``\n`` throughout, or ``\r\n`` throughout);
+    the file not compressed. A plain
     file's lines split on commas exactly as :func:`read_blocks` splits them, so a reader that
     keeps the rows in the file's order (DuckDB's own CSV reader) numbers them by their lines:
     row ``i`` (from 1) is line ``i + 1``, provided it read ``lines - 1`` rows (a blank line,
@@ -159,6 +162,7 @@ def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
     piece = piece_bytes or PIECE_BYTES
     breaks = carriage = commas = 0
     clean = True
+    quoted = False  # the piece before ended inside a quoted cell
     ends_cr = False  # the piece before ended with "\r"
     last = _NEWLINE
     try:
@@ -172,13 +176,26 @@ def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
                 commas += int(np.count_nonzero(raw == _COMMA))
                 # Most pieces: every byte but the "\n"s from "#" to "~", so no quote, "\r",
                 # space, control character or byte beyond ASCII (two cheap tests of the bytes).
-                if (not ends_cr and int(np.count_nonzero(raw < 35)) == n_breaks
+                if (not ends_cr and not quoted and int(np.count_nonzero(raw < 35)) == n_breaks
                         and chunk.isascii() and b"\x7f" not in chunk):
                     breaks += n_breaks
                     last = int(raw[-1])
                     continue
-                if np.count_nonzero(raw == ord(_QUOTE)):
-                    return None
+                if quoted or _QUOTE in chunk:
+                    if chunk.endswith(_QUOTE):  # its next byte: in this piece, or none
+                        more = fh.read(1)
+                        while more == _QUOTE:
+                            chunk += more
+                            more = fh.read(1)
+                        chunk += more
+                        raw = np.frombuffer(chunk, dtype=np.uint8)
+                        n_breaks = int(np.count_nonzero(raw == _NEWLINE))
+                        commas += int(more == b",")
+                    found = _quoted(raw, last, quoted, b"\r" in chunk)
+                    if found is None:
+                        return None
+                    commas -= found[0]
+                    quoted = found[1]
                 crs = np.flatnonzero(raw == 13)
                 if ends_cr and raw[0] != _NEWLINE:
                     return None  # the last piece's "\r" was not a line break
@@ -198,10 +215,74 @@ def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
                 last = int(raw[-1])
     except OSError:
         return None  # the careful reader says why
-    if ends_cr or (carriage and carriage != breaks):
+    if quoted or ends_cr or (carriage and carriage != breaks):
         return None  # a "\r" at the very end; or "\r\n" here, "\n" there
     lines += breaks + (last != _NEWLINE)
     return PlainFile(lines, "\r\n" if carriage else "\n", clean, commas)
+
+
+def _quoted(raw: np.ndarray, before: int, inside: bool, crs: bool
+            ) -> tuple[int, bool] | None:
+    """How many commas of the piece ``raw`` lie inside quoted cells, and whether the piece
+    ends inside one, when every quote opens or closes a whole cell; else None. ``before`` is
+    the byte before the piece, ``inside`` whether the piece starts inside a quoted cell,
+    ``crs`` whether it holds a ``\\r``; its last byte is no quote unless the file ends there.
+
+    Quotes pair off in turn, as a CSV reader reads them: the first opens a quoted cell, the
+    next closes it. An opening quote must follow the end of a cell (a comma or a line break),
+    and a closing one be followed by one (a comma, ``\\r``, ``\\n``, or the file's end), so a
+    quoted cell is the whole cell and holds no quote: none doubled (``"a""b"``), none inside
+    a cell (``a"b``), no space between a quote and its comma. A line break inside a quoted
+    cell (a row over two lines) is refused too; a comma inside one is a character of its
+    cell, not a separator, and is counted so that the caller can leave it out.
+
+    The bytes are compared as bits, 64 to a word: whether each byte lies inside a quoted cell
+    is the parity of the quotes up to it (a prefix XOR within each word, then across them).
+    """
+    n = len(raw)
+    quotes = _words(raw == ord(_QUOTE))
+    inner = quotes.copy()
+    for shift in (1, 2, 4, 8, 16, 32):
+        inner ^= inner << np.uint64(shift)
+    odd = (inner >> np.uint64(63)).astype(np.uint8)  # each word's quotes: an odd number
+    carry = np.empty(len(inner), dtype=np.uint8)
+    carry[0] = inside
+    carry[1:] = np.bitwise_xor.accumulate(odd[:-1]) ^ np.uint8(inside)
+    inner ^= carry.astype(np.uint64) * _ALL_BITS  # each byte: inside a quoted cell after it
+    breaks = _words(raw == _NEWLINE)
+    if np.count_nonzero(breaks & inner):
+        return None  # a line break inside a quoted cell
+    commas = _words(raw == _COMMA)
+    ends = breaks | commas
+    after_end = ends << np.uint64(1)  # each byte: whether the byte before it ends a cell
+    after_end[1:] |= ends[:-1] >> np.uint64(63)
+    after_end[0] |= np.uint64(before in (_COMMA, _NEWLINE))
+    if np.count_nonzero(quotes & inner & ~after_end):
+        return None  # an opening quote that does not start a cell
+    if crs:
+        ends |= _words(raw == 13)
+    before_end = ends >> np.uint64(1)  # each byte: whether the byte after it ends a cell
+    before_end[:-1] |= ends[1:] << np.uint64(63)
+    before_end[(n - 1) // 64] |= np.uint64(1) << np.uint64((n - 1) % 64)  # the file's end
+    if np.count_nonzero(quotes & ~inner & ~before_end):
+        return None  # a closing quote that does not end a cell
+    last = int(inner[(n - 1) // 64] >> np.uint64((n - 1) % 64)) & 1
+    return int(_BIT_COUNT[(commas & inner).view(np.uint8)].sum(dtype=np.int64)), bool(last)
+
+
+def _words(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (one bool a byte) as bits, 64 to a word (bit ``i`` of word ``w``: byte
+    ``64 * w + i``), the last word padded with zeros."""
+    packed = np.packbits(mask, bitorder="little")
+    pad = -len(packed) % 8
+    if pad:
+        packed = np.concatenate([packed, np.zeros(pad, dtype=np.uint8)])
+    return packed.view("<u8")
+
+
+_ALL_BITS = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+#: The number of bits set in each byte value.
+_BIT_COUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def read_blocks(path: Path, on_error: Callable[[str], Exception],
