@@ -120,6 +120,21 @@ def _load(data: Path, stage: Path, line_by_line: bool,
             con.close()
 
 
+def _load_whole(data: Path, stage: Path, monkeypatch: pytest.MonkeyPatch
+                ) -> tuple[dict[str, Any], list[Path]]:
+    """What :func:`_load` reads, each plain file whole; and the files read line by line."""
+    by_lines: list[Path] = []
+    real = tables.read_blocks
+
+    def spy(path: Path, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        by_lines.append(path)
+        return real(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(tables, "read_blocks", spy)
+        return _load(data, stage, False, monkeypatch), by_lines
+
+
 CELLS = {
     "patient_id": ["P1", "P2", "P3", " P1", "P2 ", "P1\u00a0", "\u2003P2", "", "P!1", "P\x7f"],
     "date": ["2025-01-01", "2024-12-31", " 2025-02-03", "2025-13-01", "2025-1-2", "", "soon"],
@@ -271,16 +286,7 @@ def test_every_table_of_a_synthetic_extract_is_read_whole_and_the_same_as_by_lin
 
     data = tmp_path / "data"
     write_population(data, 300, 7, dt.date(2026, 3, 31), "csv")
-    by_lines: list[Path] = []
-    real = tables.read_blocks
-
-    def spy(path: Path, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        by_lines.append(path)
-        return real(path, *args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(tables, "read_blocks", spy)
-        whole = _load(data, tmp_path / "whole", False, monkeypatch)
+    whole, by_lines = _load_whole(data, tmp_path / "whole", monkeypatch)
     # Only a file of a header alone (no one monitored, here) goes line by line.
     assert [(p, plain_file(p)) for p in by_lines] == [
         (p, PlainFile(1, "\n", True, 0)) for p in by_lines]
@@ -311,16 +317,7 @@ def test_an_extract_with_every_cell_quoted_is_read_whole_and_the_same_as_by_line
         with (data / path.name).open("w", newline="", encoding="utf-8") as fh:
             csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
     assert (data / "clinical_events.csv").read_text().splitlines()[1].startswith('"')
-    by_lines: list[Path] = []
-    real = tables.read_blocks
-
-    def spy(path: Path, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        by_lines.append(path)
-        return real(path, *args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(tables, "read_blocks", spy)
-        whole = _load(data, tmp_path / "whole", False, monkeypatch)
+    whole, by_lines = _load_whole(data, tmp_path / "whole", monkeypatch)
     assert [p.name for p in by_lines] == ["monitoring.csv"]  # a header alone
     assert whole == _load(data, tmp_path / "lines", True, monkeypatch)
     assert any("Hatfield, North" in row for row in whole["pt"])

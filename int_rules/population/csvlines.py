@@ -133,8 +133,7 @@ class PlainFile:
     """A CSV file whose rows are all plain (see :func:`plain_file`): ``lines`` in all (the
     header, and a row or a blank line each), ending in ``newline``, with ``commas`` after the
     header (those between cells: not those inside a quoted cell); ``clean`` when every byte
-    after the header but the line breaks is ASCII from
-    ``!`` to ``~`` (no cell to trim)."""
+    after the header but the line breaks is ASCII from ``!`` to ``~`` (no cell to trim)."""
 
     lines: int
     newline: Literal["\n", "\r\n"]
@@ -145,17 +144,16 @@ class PlainFile:
 def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
     """The file's lines, when every line after the header is *plain*, else None.
 
-    Plain: every quote opening or closing a whole cell (see :func:`_quoted`: ``"P1","a, b",""``
-    but not ``"a""b"``, ``5"`` or ``"P1" ,``), no control character but the line
-    break, and every line breaking the same way (``\n`` throughout, or ``\r\n`` throughout);
-    the file not compressed. A plain
-    file's lines split on commas exactly as :func:`read_blocks` splits them, so a reader that
-    keeps the rows in the file's order (DuckDB's own CSV reader) numbers them by their lines:
-    row ``i`` (from 1) is line ``i + 1``, provided it read ``lines - 1`` rows (a blank line,
-    which that reader skips, leaves it a row short) of ``commas / (cells - 1)`` (a line with
-    too many cells, the extra ones empty, that reader takes with them dropped; with too few,
-    it stops). Bytes beyond ASCII are not looked at here: text that is not UTF-8 is that
-    reader's error.
+    Plain: every quote opening or closing a whole cell (see :func:`_quoted`:
+    ``"P1","a, b",""`` but not ``"a""b"``, ``5"`` or ``"P1" ,``), no control character but
+    the line break, and every line breaking the same way (``\n`` throughout, or ``\r\n``
+    throughout); the file not compressed. A plain file's lines split into cells exactly as
+    :func:`read_blocks` splits them, so a reader that keeps the rows in the file's order
+    (DuckDB's own CSV reader) numbers them by their lines: row ``i`` (from 1) is line
+    ``i + 1``, provided it read ``lines - 1`` rows (a blank line, which that reader skips,
+    leaves it a row short) of ``commas / (cells - 1)`` (a line with too many cells, the extra
+    ones empty, that reader takes with them dropped; with too few, it stops). Bytes beyond
+    ASCII are not looked at here: text that is not UTF-8 is that reader's error.
     """
     if path.name.lower().endswith(".gz"):
         return None
@@ -181,22 +179,23 @@ def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
                     breaks += n_breaks
                     last = int(raw[-1])
                     continue
-                if quoted or _QUOTE in chunk:
-                    if chunk.endswith(_QUOTE):  # its next byte: in this piece, or none
-                        more = fh.read(1)
-                        while more == _QUOTE:
-                            chunk += more
-                            more = fh.read(1)
+                if chunk.endswith(_QUOTE):
+                    # A quote's next byte is in its piece (or there is none: the file's end).
+                    more = fh.read(1)
+                    while more == _QUOTE:
                         chunk += more
-                        raw = np.frombuffer(chunk, dtype=np.uint8)
-                        n_breaks = int(np.count_nonzero(raw == _NEWLINE))
-                        commas += int(more == b",")
-                    found = _quoted(raw, last, quoted, b"\r" in chunk)
+                        more = fh.read(1)
+                    chunk += more
+                    raw = np.frombuffer(chunk, dtype=np.uint8)
+                    n_breaks = int(np.count_nonzero(raw == _NEWLINE))
+                    commas += int(more == b",")
+                crs = np.flatnonzero(raw == 13)
+                if quoted or _QUOTE in chunk:
+                    found = _quoted(raw, last, quoted, crs)
                     if found is None:
                         return None
                     commas -= found[0]
                     quoted = found[1]
-                crs = np.flatnonzero(raw == 13)
                 if ends_cr and raw[0] != _NEWLINE:
                     return None  # the last piece's "\r" was not a line break
                 ends_cr = bool(len(crs)) and bool(crs[-1] == len(raw) - 1)
@@ -221,12 +220,12 @@ def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
     return PlainFile(lines, "\r\n" if carriage else "\n", clean, commas)
 
 
-def _quoted(raw: np.ndarray, before: int, inside: bool, crs: bool
+def _quoted(raw: np.ndarray, before: int, inside: bool, crs: np.ndarray
             ) -> tuple[int, bool] | None:
     """How many commas of the piece ``raw`` lie inside quoted cells, and whether the piece
     ends inside one, when every quote opens or closes a whole cell; else None. ``before`` is
     the byte before the piece, ``inside`` whether the piece starts inside a quoted cell,
-    ``crs`` whether it holds a ``\\r``; its last byte is no quote unless the file ends there.
+    ``crs`` where its ``\\r`` are; its last byte is no quote unless the file ends there.
 
     Quotes pair off in turn, as a CSV reader reads them: the first opens a quoted cell, the
     next closes it. An opening quote must follow the end of a cell (a comma or a line break),
@@ -259,7 +258,7 @@ def _quoted(raw: np.ndarray, before: int, inside: bool, crs: bool
     after_end[0] |= np.uint64(before in (_COMMA, _NEWLINE))
     if np.count_nonzero(quotes & inner & ~after_end):
         return None  # an opening quote that does not start a cell
-    if crs:
+    if len(crs):
         ends |= _words(raw == 13)
     before_end = ends >> np.uint64(1)  # each byte: whether the byte after it ends a cell
     before_end[:-1] |= ends[1:] << np.uint64(63)
