@@ -7,6 +7,7 @@ text that is not UTF-8) sends the file back to the line-by-line reader."""
 from __future__ import annotations
 
 import gzip
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,16 @@ def test_a_plain_file_splits_into_its_lines_cells_as_a_csv_reader_splits_each_li
     assert plain.commas == sum(len(c) - 1 for c, _ in cells if c)
 
 
+def test_a_look_at_a_file_that_is_stopped_gives_no_answer(tmp_path: Path) -> None:
+    """The look-ahead of a run that has ended (an error, Ctrl-C) stops at its next piece."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * 100)
+    stop = threading.Event()
+    assert plain_file(path, 16, stop=stop) == PlainFile(101, "\n", True, 100)
+    stop.set()
+    assert plain_file(path, 16, stop=stop) is None
+
+
 def test_a_compressed_file_is_read_line_by_line(tmp_path: Path) -> None:
     path = tmp_path / "t.csv.gz"
     path.write_bytes(gzip.compress(b"a,b\n1,2\n"))
@@ -108,7 +119,7 @@ def _load(data: Path, stage: Path, line_by_line: bool,
           monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     with monkeypatch.context() as m:
         if line_by_line:
-            m.setattr(tables, "plain_file", lambda path: None)
+            m.setattr(tables, "plain_file", lambda *_a, **_k: None)
         con = connect()
         try:
             result = tables.load_tables(con, data, stage_dir=stage)

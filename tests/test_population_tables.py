@@ -376,7 +376,7 @@ def test_ctrl_c_while_a_csv_block_is_read_is_an_interrupt_not_bad_input(
             yield csvlines.CsvBlock(plain, block.parsed, block.blank_lines)
 
     monkeypatch.setattr(tables, "read_blocks", interrupted_blocks)
-    monkeypatch.setattr(tables, "plain_file", lambda path: None)  # read line by line
+    monkeypatch.setattr(tables, "plain_file", lambda *_a, **_k: None)  # read line by line
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     with pytest.raises(KeyboardInterrupt):

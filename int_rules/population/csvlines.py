@@ -141,7 +141,8 @@ class PlainFile:
     commas: int
 
 
-def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
+def plain_file(path: Path, piece_bytes: int | None = None,
+               stop: threading.Event | None = None) -> PlainFile | None:
     """The file's lines, when every line after the header is *plain*, else None.
 
     Plain: every quote opening or closing a whole cell (see :func:`_quoted`:
@@ -154,6 +155,8 @@ def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
     leaves it a row short) of ``commas / (cells - 1)`` (a line with too many cells, the extra
     ones empty, that reader takes with them dropped; with too few, it stops). Bytes beyond
     ASCII are not looked at here: text that is not UTF-8 is that reader's error.
+
+    ``stop``, when set, ends the scan at its next piece (returning None: the caller has gone).
     """
     if path.name.lower().endswith(".gz"):
         return None
@@ -169,6 +172,8 @@ def plain_file(path: Path, piece_bytes: int | None = None) -> PlainFile | None:
                 return None  # a header alone with no line break, or one too long: rare
             lines = 1
             while chunk := fh.read(piece):
+                if stop is not None and stop.is_set():
+                    return None
                 raw = np.frombuffer(chunk, dtype=np.uint8)
                 n_breaks = int(np.count_nonzero(raw == _NEWLINE))
                 commas += int(np.count_nonzero(raw == _COMMA))
