@@ -210,3 +210,42 @@ def test_tables_that_cannot_be_used_are_refused_by_name() -> None:
                              "date_of_birth"):
         assess_tables(BOOK, {"patients": patients.drop_columns(["date_of_birth"]),
                              "clinical_events": events}, AS_OF)
+
+
+def test_results_file_gathered_by_mask_and_signature_is_the_results_query(
+        tmp_path: Path) -> None:
+    """results.parquet is made from each output once per distinct mask and each pathway list
+    once per signature, gathered per patient: row for row, type for type, it is what the
+    results query (every column looked up per patient in SQL) gives, worklist facts and all,
+    over a population with many masks and signatures."""
+    from int_rules.population.columns import results_select, worklist_fact_columns
+    from int_rules.population.engine import _results_sql, write_outputs
+    from int_rules.population.worklist import load_worklists
+    from int_rules.synth import write_population
+
+    write_population(tmp_path / "data", 3000, 5, AS_OF, "parquet")
+    worklists = load_worklists(BOOK)
+    run = run_population(BOOK, tmp_path / "data", AS_OF, result_facts=worklists.facts)
+    try:
+        write_outputs(run, tmp_path / "out", worklists=worklists, run_id="r1")
+        masks, signatures = run.con.sql(
+            "SELECT count(DISTINCT mask_idx), count(DISTINCT sig_idx) FROM __res").fetchall()[0]
+        extra = (f"{worklist_fact_columns(worklists)}, 'x' AS rulebook_sha256, "
+                 "'y' AS rulebook_status, 'r1' AS run_id, DATE '2026-03-31' AS as_of")
+        query = results_select(_results_sql(run.compiled, False, extra, False), BOOK,
+                               worklists, False)
+        expected = run.con.sql(f"SELECT * EXCLUDE (rulebook_sha256, rulebook_status) "
+                               f"FROM ({query}) ORDER BY patient_id").to_arrow_table()
+        in_order = [r[0] for r in run.con.sql(
+            "SELECT patient_id FROM __res ORDER BY pid").fetchall()]
+    finally:
+        run.close()
+    assert masks > 20 and signatures > 5, (masks, signatures)
+    written = pq.read_table(tmp_path / "out" / "results.parquet").drop_columns(
+        ["rulebook_sha256", "rulebook_status"])
+    assert written.column("patient_id").to_pylist() == in_order  # the patients' order
+    written = written.sort_by("patient_id")
+    assert written.num_rows == 3000
+    assert written.schema.names == expected.schema.names
+    assert written.schema.remove_metadata() == expected.schema
+    assert written.to_pylist() == expected.to_pylist()

@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..engines import duckdb as duckdb_engine
@@ -352,19 +353,32 @@ def _results(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
     con.execute(f"CREATE OR REPLACE TEMP VIEW results AS {_results_sql(compiled, False)}")
 
 
+class _ResultColumns(NamedTuple):
+    """The results' columns (see :func:`_result_columns`)."""
+
+    cols: list[str]  # each column's expression, over __res ``b`` and the lists ``d`` and ``r``
+    by_mask: list[str]  # lists of ``__rdim`` by mask
+    by_sig: list[str]  # lists of ``__pw_res`` by signature
+    neutralised: list[str]  # the text columns neutralised for spreadsheets
+    sources: list[tuple[str, str]]  # each column's name and where it is read: b, d or r
+
+
 def _result_columns(compiled: CompiledPopulation, text: bool, codes: bool = True
-                    ) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(columns, lists of ``__rdim`` by mask, lists of ``__pw_res`` by signature, the text
-    columns neutralised for spreadsheets) of the results (``text``: lists as ``a; b``
+                    ) -> _ResultColumns:
+    """The columns of the results (:class:`_ResultColumns`; ``text``: lists as ``a; b``
     strings, for CSV, every text cell neutralised once per mask or signature (see csvsafe),
     not once per patient; ``codes``: with the pathway codes that may be recorded next, which
     the output files leave out: they follow from the state and are the same for everyone in
     it)."""
-    cols = ["b.patient_id", "b.practice", "b.neighbourhood", "b.gp_system", "b.sex", "b.age",
-            "b.date_of_death"]
+    cols: list[str] = []
     by_mask: list[str] = []
     by_sig: list[str] = []
     neutralised: list[str] = []
+    sources: list[tuple[str, str]] = []
+
+    def own(*names: str) -> None:
+        cols.extend(f"b.{name}" for name in names)
+        sources.extend((name, "b") for name in names)
 
     def cell(src: str, name: str, is_text: bool) -> str:
         if text and is_text:
@@ -375,31 +389,34 @@ def _result_columns(compiled: CompiledPopulation, text: bool, codes: bool = True
     def mask(src: str, name: str, is_text: bool) -> None:
         by_mask.append(f"list({cell(src, name, is_text)} ORDER BY mask_idx) AS {name}")
         cols.append(f"d.{name}[b.mask_idx] AS {name}")
+        sources.append((name, "d"))
 
     def sig(src: str, name: str) -> None:
         by_sig.append(f"list({cell(src, name, True)} ORDER BY sig_idx) AS {name}")
         cols.append(f"r.{name}[b.sig_idx] AS {name}")
+        sources.append((name, "r"))
 
+    own("patient_id", "practice", "neighbourhood", "gp_system", "sex", "age", "date_of_death")
     for rs in compiled.rulesets:
         for key, otype in rs.outputs.items():
             col = output_column(rs.id, key)
             joined = text and rs.hit_policy == "collect"
             mask(f"{col}__text" if joined else col, col, joined or otype != "bool")
-    cols += ["b.pathway_state", "b.pathway_entered"]
+    own("pathway_state", "pathway_entered")
     suffix = "_text" if text else ""
     sig(f"next_steps{suffix}", "pathway_next_steps")
     if codes:
         sig(f"next_codes{suffix}", "pathway_next_codes")
     sig(f"finding_ids{suffix}", "pathway_findings")
     mask(f"rule_ids{suffix}", "rule_ids", True)
-    cols.append("b.rejected_rows")
-    return cols, by_mask, by_sig, neutralised
+    own("rejected_rows")
+    return _ResultColumns(cols, by_mask, by_sig, neutralised, sources)
 
 
 def _results_sql(compiled: CompiledPopulation, text: bool, extra: str = "",
                  codes: bool = True) -> str:
     """The results, one row per assessed patient in input order (``b.pid`` first)."""
-    cols, by_mask, by_sig, _neutralised = _result_columns(compiled, text, codes)
+    cols, by_mask, by_sig, _neutralised, _sources = _result_columns(compiled, text, codes)
     return (f"WITH d AS (SELECT {', '.join(by_mask)} FROM __rdim), "
             f"r AS (SELECT {', '.join(by_sig)} FROM __pw_res) "
             f"SELECT b.pid, {', '.join(cols)}{extra} FROM __res b, d, r")
@@ -502,22 +519,65 @@ RESULTS_ZSTD_LEVEL = 3
 RESULTS_PLAIN_COLUMNS = frozenset({"patient_id"})
 
 
-def _parquet_in_order(con: duckdb.DuckDBPyConnection, sql: str, path: Path,
+def _gathered_results(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
+                      book: Rulebook, worklists: Worklists | None, extra: str
+                      ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The rows of ``results.parquet`` in order, as the query of :func:`_results_sql` under
+    :func:`~.columns.results_select` gives them (``extra``: its extra columns, over ``b``),
+    made in three parts: each output column once per distinct mask (from the lists ``d``, one
+    row per element) and once per signature (``r``), then gathered for each patient's row of
+    ``__res`` by its ``mask_idx`` and ``sig_idx`` (``d.x[b.mask_idx]``: element ``mask_idx``,
+    from 1) in Arrow. Returns the file's schema and its batches (``__res`` is read as it lies:
+    on one thread, so in order)."""
+    cols, by_mask, by_sig, _neutralised, sources = _result_columns(compiled, False, False)
+    own = [c for c, (_name, src) in zip(cols, sources, strict=True) if src == "b"]
+    masks = [name for name, src in sources if src == "d"]
+    sigs = [name for name, src in sources if src == "r"]
+    per_mask = con.sql(results_select(
+        "SELECT NULL AS pid, " + ", ".join(f"unnest(d.{n}) AS {n}" for n in masks)
+        + f" FROM (SELECT {', '.join(by_mask)} FROM __rdim) d", book, worklists, False)
+                       ).to_arrow_table()
+    per_sig = con.sql("SELECT " + ", ".join(f"unnest(r.{n}) AS {n}" for n in sigs)
+                      + f" FROM (SELECT {', '.join(by_sig)} FROM __pw_res) r").to_arrow_table()
+    reader = con.sql(f"SELECT {', '.join(own)}{extra}, b.mask_idx AS __mask_idx, "
+                     "b.sig_idx AS __sig_idx FROM __res b").to_arrow_reader(RESULTS_BATCH_ROWS)
+    base = reader.schema
+    mask_values = {n: per_mask.column(n).combine_chunks() for n in masks}
+    sig_values = {n: per_sig.column(n).combine_chunks() for n in sigs}
+    # The file's columns: the outputs in their places, the extra columns after the last.
+    order = [(name, src) for name, src in sources]
+    order += [(name, "b") for name in base.names[len(own):-2]]
+    fields = [base.field(name) if src == "b" else
+              (per_mask if src == "d" else per_sig).schema.field(name) for name, src in order]
+    schema = pa.schema(fields)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            at_mask = pc.subtract(batch.column("__mask_idx"), 1)
+            at_sig = pc.subtract(batch.column("__sig_idx"), 1)
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(name) if src == "b" else
+                 mask_values[name].take(at_mask) if src == "d" else
+                 sig_values[name].take(at_sig) for name, src in order], schema=schema)
+
+    return schema, batches()
+
+
+def _parquet_in_order(schema: pa.Schema, batches: Iterator[pa.RecordBatch], path: Path,
                       metadata: Mapping[str, str]) -> None:
-    """``sql``'s rows into the Parquet file ``path``, in order, with ``metadata`` as its
-    key-value metadata: DuckDB makes each batch of rows (on one thread, so in order) while
-    pyarrow encodes and writes the batch before on a thread of its own. Two cores serve one
-    ordered file, and at most two batches are held at once (DuckDB writing it on two threads
-    instead holds each thread's rows until the ones before them are written: 0.7 GiB more at
-    1.6 million people)."""
-    reader = con.sql(sql).to_arrow_reader(RESULTS_BATCH_ROWS)
-    dictionary = [name for name in reader.schema.names if name not in RESULTS_PLAIN_COLUMNS]
+    """``batches`` into the Parquet file ``path``, in order, with ``metadata`` as its
+    key-value metadata: each batch is made (DuckDB on one thread, so in order, and Arrow)
+    while pyarrow encodes and writes the batch before on a thread of its own. Two cores serve
+    one ordered file, and at most two batches are held at once (DuckDB writing it on two
+    threads instead holds each thread's rows until the ones before them are written: 0.7 GiB
+    more at 1.6 million people)."""
+    dictionary = [name for name in schema.names if name not in RESULTS_PLAIN_COLUMNS]
     with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="int-rules-parquet") as pool,
-          pq.ParquetWriter(path, reader.schema, compression="zstd",
+          pq.ParquetWriter(path, schema, compression="zstd",
                            compression_level=RESULTS_ZSTD_LEVEL, use_dictionary=dictionary,
                            store_schema=False) as writer):
         pending: Future[None] | None = None
-        for batch in reader:
+        for batch in batches:
             if pending is not None:
                 pending.result()
             pending = pool.submit(writer.write_batch, batch)
@@ -562,16 +622,8 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
     def copy(name: str, sql: str, filename: str, neutralised: Sequence[str] = (),
              in_order: bool = False) -> None:
         """``sql`` into ``filename``; ``in_order``: a scan of ``__res`` in order, made on
-        one thread (see :func:`_one_thread`; as Parquet, see :func:`_parquet_in_order`)."""
+        one thread (see :func:`_one_thread`)."""
         path = out_dir / filename
-        if in_order and filename.endswith(".parquet"):
-            try:
-                with _one_thread(con):
-                    _parquet_in_order(con, sql, path, meta)
-            except (duckdb.Error, OSError, pa.ArrowException) as exc:
-                raise PopulationInputError(f"cannot write {path}: {exc}") from None
-            paths[name] = path
-            return
         if filename.endswith(".parquet"):
             opts = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{meta_sql}}}"
         else:
@@ -591,15 +643,20 @@ def write_outputs(run: PopulationRun, out_dir: Path, with_facts: bool = False,
              f"run_id, DATE {literal(run.as_of.isoformat())} AS as_of")
     extra = f"{worklist_fact_columns(worklists)}, {stamp}"
     # Single-valued outputs as scalars, and the worklists' fact columns (see .columns).
-    copy("results_parquet", results_select(_results_sql(run.compiled, False, extra, False),
-                                           run.book, worklists, False), "results.parquet",
-         in_order=True)
+    path = out_dir / "results.parquet"
+    try:
+        with _one_thread(con):
+            _parquet_in_order(*_gathered_results(con, run.compiled, run.book, worklists, extra),
+                              path, meta)
+    except (duckdb.Error, OSError, pa.ArrowException) as exc:
+        raise PopulationInputError(f"cannot write {path}: {exc}") from None
+    paths["results_parquet"] = path
     if results_csv:
         # The outputs' text cells were neutralised once per distinct mask or signature; the
         # rest (the patient's own columns, the worklist facts) once per patient.
         copy("results_csv", results_select(_results_sql(run.compiled, True, extra, False),
                                            run.book, worklists, True), "results.csv",
-             _result_columns(run.compiled, True, False)[3], in_order=True)
+             _result_columns(run.compiled, True, False).neutralised, in_order=True)
     if with_facts:
         fact_cols = ", ".join(f"{fact_column(n)} AS {n}" for n in run.book.fact_order)
         copy("facts_parquet", f"SELECT patient_id, {fact_cols} FROM facts_out ORDER BY pid",
