@@ -551,23 +551,49 @@ def mask_columns(compiled: CompiledPopulation) -> int:
     return max(1, -(-len(_flat_rules(compiled)) // _MASK_BITS))
 
 
-def _fired(compiled: CompiledPopulation, flat: Sequence[_FlatRule],
-           holds: Sequence[bool]) -> tuple[list[tuple[int, int]], str | None]:
-    """The rules that fire, as (ruleset, index), after each hit policy
-    (:func:`~int_rules.model.semantics.select_hits`); and the conflict message of a ``unique``
-    overlap."""
-    fired: list[tuple[int, int]] = []
-    by_rs: dict[int, list[int]] = {}
-    for fr in flat:
-        if holds[fr.bit]:
-            by_rs.setdefault(fr.ruleset, []).append(fr.index)
-    for i, rs in enumerate(compiled.rulesets):
-        hits = by_rs.get(i, [])
-        try:
-            fired += [(i, j) for j in select_hits(rs.hit_policy, hits, rs.priority_of)]
-        except UniqueOverlap:
-            return fired, overlap_message(rs.id, [rs.rules[j].rule_id for j in hits])
-    return fired, None
+@dataclass(frozen=True)
+class _Decided:
+    """One ruleset's part of a mask's resolution, for the rules of it whose condition holds:
+    the rules that fire, after its hit policy (:func:`~int_rules.model.semantics.select_hits`),
+    or the conflict message of a ``unique`` overlap (then none fire); and the cells of its
+    outputs. The same for every mask with the same rules of this ruleset holding."""
+
+    rule_ids: tuple[str, ...]
+    findings: tuple[dict[str, Any], ...]
+    cells: tuple[tuple[str, Any], ...]  # (column, value) of each output (and its text)
+    conflict: str | None
+
+
+def _decide(rs: RulesetPlan, hits: Sequence[int], finding_outputs: Mapping[str, str] | None,
+            titles: Mapping[str, str]) -> _Decided:
+    """:class:`_Decided` for ruleset ``rs`` with the rules ``hits`` (indices, in declared
+    order) holding; ``finding_outputs``: the ruleset's {output: severity} when its fired rules
+    are findings."""
+    conflict = None
+    try:
+        fired = select_hits(rs.hit_policy, hits, rs.priority_of)
+    except UniqueOverlap:
+        fired = ()
+        conflict = overlap_message(rs.id, [rs.rules[j].rule_id for j in hits])
+    found: list[dict[str, Any]] = []
+    if finding_outputs is not None:
+        for j in fired:
+            rule = rs.rules[j]
+            severity = next((finding_outputs[k] for k in rule.then if k in finding_outputs),
+                            None)
+            found.append({"source": rs.id, "finding_id": rule.rule_id, "severity": severity,
+                          "message": titles.get(rule.rule_id, "")})
+    res = _results_of(rs, fired)
+    cells: list[tuple[str, Any]] = []
+    for key, otype in rs.outputs.items():
+        col = output_column(rs.id, key)
+        if rs.hit_policy == "collect":
+            cells += [(col, [_cell(otype, v) for v in res[key]]),
+                      (f"{col}__text", _text(otype, res[key]))]
+        else:
+            cells.append((col, _cell(otype, res[key])))
+    return _Decided(tuple(rs.rules[j].rule_id for j in fired), tuple(found), tuple(cells),
+                    conflict)
 
 
 def _results_of(rs: RulesetPlan, fired: Sequence[int]) -> dict[str, Any]:
@@ -598,7 +624,11 @@ def _resolve_masks(compiled: CompiledPopulation, flat: Sequence[_FlatRule],
                    finding_rulesets: Mapping[str, Mapping[str, str]],
                    titles: Mapping[str, str]) -> pa.Table:
     """Per distinct condition mask: rule ids, outputs (lists and their text), conflict, and
-    the findings of the ``finding_rulesets`` rules that fire."""
+    the findings of the ``finding_rulesets`` rules that fire.
+
+    The rulesets are resolved in order, each once per distinct set of its rules holding
+    (:func:`_decide`); after a ruleset whose ``unique`` rules overlap, no rule of a later
+    ruleset fires, and the mask's conflict is the first such message."""
     n_cols = mask_columns(compiled)
     data: dict[str, list[Any]] = {f"m{k}": [] for k in range(n_cols)}
     data["rule_ids"] = []
@@ -618,34 +648,32 @@ def _resolve_masks(compiled: CompiledPopulation, flat: Sequence[_FlatRule],
             else:
                 fields.append((col, scalar))
             data[col] = []
+    # Each ruleset's rules as (index, mask column, bit within it).
+    bits: list[list[tuple[int, int, int]]] = [[] for _ in compiled.rulesets]
+    for fr in flat:
+        bits[fr.ruleset].append((fr.index, fr.bit // _MASK_BITS, fr.bit % _MASK_BITS))
+    decided: dict[tuple[int, tuple[int, ...]], _Decided] = {}
     for mask in masks:
         for k in range(n_cols):
             data[f"m{k}"].append(mask[k])
-        holds = [bool(mask[fr.bit // _MASK_BITS] >> (fr.bit % _MASK_BITS) & 1) for fr in flat]
-        fired, conflict = _fired(compiled, flat, holds)
+        conflict: str | None = None
+        ids: list[str] = []
+        found: list[dict[str, Any]] = []
+        for i, rs in enumerate(compiled.rulesets):
+            hits = (() if conflict is not None else
+                    tuple(j for j, col, bit in bits[i] if mask[col] >> bit & 1))
+            d = decided.get((i, hits))
+            if d is None:
+                d = decided[(i, hits)] = _decide(rs, hits, finding_rulesets.get(rs.id), titles)
+            conflict = conflict or d.conflict
+            ids += d.rule_ids
+            found += d.findings
+            for col, value in d.cells:
+                data[col].append(value)
         data["__conflict"].append(conflict)
-        ids = [compiled.rulesets[i].rules[j].rule_id for i, j in fired]
         data["rule_ids"].append(ids)
-        found = []
-        for i, j in fired:
-            rs = compiled.rulesets[i]
-            if rs.id in finding_rulesets:
-                rule = rs.rules[j]
-                severity = next((finding_rulesets[rs.id][k] for k in rule.then
-                                 if k in finding_rulesets[rs.id]), None)
-                found.append({"source": rs.id, "finding_id": rule.rule_id,
-                              "severity": severity, "message": titles.get(rule.rule_id, "")})
         data["__findings"].append(found)
         data["rule_ids_text"].append(TEXT_SEPARATOR.join(ids))
-        for i, rs in enumerate(compiled.rulesets):
-            res = _results_of(rs, [j for (r, j) in fired if r == i])
-            for key, otype in rs.outputs.items():
-                col = output_column(rs.id, key)
-                if rs.hit_policy == "collect":
-                    data[col].append([_cell(otype, v) for v in res[key]])
-                    data[f"{col}__text"].append(_text(otype, res[key]))
-                else:
-                    data[col].append(_cell(otype, res[key]))
     return pa.table(data, schema=pa.schema(fields))
 
 
