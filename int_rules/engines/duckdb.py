@@ -189,13 +189,17 @@ def arrow_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> N
 
 def code_tables(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulation,
                 info: PathwayCodes) -> None:
-    """``__groups`` (code, gid), ``__pw_codes`` (code, prec), ``__relevant`` (code)."""
-    arrow_table(con, "__groups", pa.table({
-        "code": pa.array([c for c, _ in compiled.groups], pa.string()),
-        "gid": pa.array([g for _, g in compiled.groups], pa.int32())}))
-    arrow_table(con, "__pw_codes", pa.table({
-        "code": pa.array(list(info.by_code), pa.string()),
-        "prec": pa.array([p for p, _ in info.by_code.values()], pa.int32())}))
+    """``__groups`` (code, gid), ``__pw_codes`` (code, prec), ``__relevant`` (code). Made
+    from lists passed to DuckDB, not Arrow arrays: the first Arrow array built from Python
+    objects imports pandas when it is installed (a quarter of a second), which a run can then
+    do on a thread of its own while DuckDB reads the tables (see
+    :func:`~int_rules.population.engine.run_population`)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE __groups AS SELECT unnest($1::VARCHAR[]) AS code, "
+                "unnest($2::INTEGER[]) AS gid",
+                [[c for c, _ in compiled.groups], [g for _, g in compiled.groups]])
+    con.execute("CREATE OR REPLACE TEMP TABLE __pw_codes AS SELECT unnest($1::VARCHAR[]) AS "
+                "code, unnest($2::INTEGER[]) AS prec",
+                [list(info.by_code), [p for p, _ in info.by_code.values()]])
     con.execute("""CREATE OR REPLACE TEMP TABLE __relevant AS
         SELECT code FROM __groups UNION SELECT code FROM __pw_codes""")
 

@@ -40,6 +40,7 @@ from ..engines.sql import (
 from ..errors import IntRulesError
 from ..review.approvals import overall_status as least_approved
 from ..review.approvals import status_of
+from .ahead import imported_ahead
 from .columns import results_select, worklist_fact_columns
 from .csvsafe import neutralise_sql, safe_csv_select
 from .memory import MEMORY_DIR, ArrowStreamExportable, register_tables
@@ -281,10 +282,13 @@ def run_population(
         duckdb_engine.code_tables(con, compiled, info)
         say("reading and checking the tables", 0.0)
         found = register_tables(con, data_dir) if isinstance(data_dir, Mapping) else None
-        loaded = load_tables(con, directory, lambda m: say(m, 0.1), keep_codes="__relevant",
-                             aggregates={"ev": RowAggregates(
-                                 *duckdb_engine.row_aggregates(compiled))},
-                             found=found, stage_dir=work_dir / "staged")
+        # pandas, when installed, is imported by the first Arrow array made from Python
+        # objects (a quarter of a second): here, beside DuckDB's reading, not in its way.
+        with imported_ahead("pandas"):
+            loaded = load_tables(con, directory, lambda m: say(m, 0.1),
+                                 keep_codes="__relevant", aggregates={"ev": RowAggregates(
+                                     *duckdb_engine.row_aggregates(compiled))},
+                                 found=found, stage_dir=work_dir / "staged")
         lap("read_and_validate")
         run = PopulationRun(con, book, as_of, directory, loaded, compiled, timings,
                             pathway_mode=pathway_mode, engine=engine, work_dir=work_dir,

@@ -39,9 +39,8 @@ import html
 import importlib
 import math
 import re
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -54,6 +53,7 @@ from ..engines.sql import literal
 from ..errors import RulesetError, RulesetErrors
 from ..language.schema import Citation, Parameter, ParamRef
 from ..language.yamlsrc import load_yaml, locate, shown_path, validate_located
+from .ahead import imported_ahead
 
 if TYPE_CHECKING:
     import duckdb
@@ -905,22 +905,13 @@ MODEL_MODULE = "statsmodels.regression.linear_model"
 @contextmanager
 def model_imported_ahead(module: str = MODEL_MODULE) -> Iterator[None]:
     """Import ``module`` (the outcomes' model) on a thread of its own meanwhile, so it is
-    ready when the outcomes are compared. Importing statsmodels (and pandas, which it needs)
-    takes most of a second on one core; a population report imports it while the results are
-    written, which DuckDB does on one thread, leaving the other core free. Leaving waits for
-    the import to end. An import that fails is left to fail again where the model is used,
-    with its own message (nothing is said here)."""
-
-    def work() -> None:
-        with suppress(Exception):  # raised again where the model is imported for use
-            importlib.import_module(module)
-
-    thread = threading.Thread(target=work, name="int-rules-import-model")
-    thread.start()
-    try:
+    ready when the outcomes are compared (see :func:`.ahead.imported_ahead`). Importing
+    statsmodels takes most of a second on one core; a population report imports it while the
+    results are written, which DuckDB does on one thread, leaving the other core free. Leaving
+    waits for the import to end. An import that fails is left to fail again where the model is
+    used, with its own message (nothing is said here)."""
+    with imported_ahead(module):
         yield
-    finally:
-        thread.join()
 
 
 def _did(y: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64],
