@@ -549,8 +549,7 @@ def _gathered_results(con: duckdb.DuckDBPyConnection, compiled: CompiledPopulati
     mask_values = {n: per_mask.column(n).combine_chunks() for n in masks}
     sig_values = {n: per_sig.column(n).combine_chunks() for n in sigs}
     # The file's columns: the outputs in their places, the extra columns after the last.
-    order = [(name, src) for name, src in sources]
-    order += [(name, "b") for name in base.names[len(own):-2]]
+    order = [*sources, *((name, "b") for name in base.names[len(own):-2])]
     fields = [base.field(name) if src == "b" else
               (per_mask if src == "d" else per_sig).schema.field(name) for name, src in order]
     schema = pa.schema(fields)

@@ -39,8 +39,8 @@ import html
 import importlib
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -902,16 +902,12 @@ def estimate(units: Units | Sequence[tuple[Any, ...]], level: float, min_matched
 MODEL_MODULE = "statsmodels.regression.linear_model"
 
 
-@contextmanager
-def model_imported_ahead(module: str = MODEL_MODULE) -> Iterator[None]:
+def model_imported_ahead(module: str = MODEL_MODULE) -> AbstractContextManager[None]:
     """Import ``module`` (the outcomes' model) on a thread of its own meanwhile, so it is
-    ready when the outcomes are compared (see :func:`.ahead.imported_ahead`). Importing
-    statsmodels takes most of a second on one core; a population report imports it while the
-    results are written, which DuckDB does on one thread, leaving the other core free. Leaving
-    waits for the import to end. An import that fails is left to fail again where the model is
-    used, with its own message (nothing is said here)."""
-    with imported_ahead(module):
-        yield
+    ready when the outcomes are compared (:func:`.ahead.imported_ahead`). Importing statsmodels
+    takes most of a second on one core; a population report imports it while the results are
+    written, which DuckDB does on one thread, leaving the other core free."""
+    return imported_ahead(module)
 
 
 def _did(y: NDArray[np.float64], x: NDArray[np.float64], w: NDArray[np.float64],
